@@ -1,0 +1,116 @@
+#pragma once
+// The engine config: one TOML file (see configs/default.toml, every key commented) or this struct
+// filled in code. Every field has a default that runs on any machine with >= 2 cores.
+//
+// Loading and checking:
+//   auto cfg = ringflow::load_config("configs/default.toml");   // throws ConfigError
+//   auto problems = ringflow::check_config(cfg, topology);      // every problem, not just the first
+//   ringflow::validate(cfg, topology);                          // throws the first as ConfigError
+// Nothing in ringflow starts on a config that fails validate().
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace ringflow {
+
+class Topology;
+
+/// What a thread does when the ring it needs is empty (consumer) or full (producer).
+enum class WaitStrategyKind : std::uint8_t {
+  busy_spin,   ///< lowest latency; burns its core at 100 % even when idle
+  spin_yield,  ///< spins briefly, then sched_yield(); near-spin latency, gives the core away
+  park,        ///< spins briefly, then sleeps on a futex; ~µs wake-up, no CPU when idle
+};
+
+/// What publish() does when the target ring is full. Nothing is ever dropped silently.
+enum class BackpressurePolicy : std::uint8_t {
+  fail_fast,  ///< return PublishStatus::full at once
+  spin,       ///< spin/yield until space or until backpressure_timeout, then return full
+  park,       ///< sleep until space or until backpressure_timeout, then return full
+};
+
+enum class NumaBinding : std::uint8_t { off, on, automatic };
+enum class AllocatorKind : std::uint8_t { system, jemalloc };
+
+/// A config that cannot run. what() names the source, line, key and reason and suggests a fix.
+struct ConfigIssue {
+  std::string source;  ///< file name or "<string>" / "<code>"
+  int line = 0;        ///< 1-based; 0 when the problem is not tied to a line
+  std::string key;     ///< dotted key, e.g. "shards.cores"
+  std::string message; ///< reason + suggested fix
+  [[nodiscard]] std::string to_string() const;  ///< "file:line: key: message"
+};
+
+class ConfigError : public std::runtime_error {
+ public:
+  explicit ConfigError(ConfigIssue issue);
+  explicit ConfigError(std::vector<ConfigIssue> issues);  ///< what() lists all of them
+  [[nodiscard]] const std::vector<ConfigIssue>& issues() const noexcept { return issues_; }
+
+ private:
+  std::vector<ConfigIssue> issues_;
+};
+
+struct EngineConfig {
+  // [engine]
+  std::uint32_t partitions = 8;          ///< partition = hash(key) % partitions
+  std::uint32_t max_producers = 16;      ///< producers that may exist at once
+  std::size_t max_payload_bytes = 256;   ///< larger payloads get PublishStatus::too_large
+  std::uint32_t max_topics = 1024;
+
+  // [shards]
+  std::uint32_t shards = 1;              ///< shard worker threads; each owns partitions % shards
+  std::vector<int> shard_cores;          ///< empty: the planner chooses; else one core per shard
+  bool exclusive_cores = false;          ///< true: no two pinned roles share a core
+
+  // [graph]
+  std::uint32_t graph_workers_per_shard = 0;  ///< extra TBB workers per shard arena (0 = run
+                                              ///< the flow graph on the shard thread itself)
+  std::vector<int> graph_cores;               ///< empty: planner chooses
+
+  // [rings]
+  std::size_t ring_capacity = 4096;      ///< slots per producer->shard ring; rounded up to 2^k
+  std::size_t batch_size = 256;          ///< max events a shard drains from one ring per pass
+  WaitStrategyKind wait_strategy = WaitStrategyKind::spin_yield;
+  std::uint32_t urgent_ratio = 8;        ///< urgent batches drained per normal batch at most
+
+  // [backpressure]
+  BackpressurePolicy backpressure = BackpressurePolicy::fail_fast;
+  std::chrono::microseconds backpressure_timeout{1000};
+
+  // [memory]
+  NumaBinding numa = NumaBinding::automatic;
+  AllocatorKind allocator = AllocatorKind::jemalloc;
+
+  // [log]  (the per-partition in-memory event store)
+  std::size_t segment_bytes = std::size_t{1} << 20;    ///< one log segment
+  std::size_t retention_bytes = std::size_t{64} << 20; ///< per partition; oldest segments reused
+  std::chrono::milliseconds retention_age{0};          ///< 0 = no age limit
+
+  // [affinity]
+  bool pin_threads = true;               ///< false: --affinity=off (reported, never silent)
+
+  std::string source = "<code>";         ///< where this config came from, for messages
+};
+
+/// Parses TOML text. Throws ConfigError listing every syntax/type/unknown-key problem.
+EngineConfig parse_config(std::string_view toml_text, std::string_view source_name = "<string>");
+/// Reads and parses a file. Throws ConfigError (also for a missing/unreadable file).
+EngineConfig load_config(const std::filesystem::path& file);
+
+/// Every problem of `cfg` on `topo` (empty = valid). Never throws for a bad config.
+std::vector<ConfigIssue> check_config(const EngineConfig& cfg, const Topology& topo);
+/// Throws ConfigError with every problem if check_config() finds any.
+void validate(const EngineConfig& cfg, const Topology& topo);
+
+std::string_view to_string(WaitStrategyKind k) noexcept;
+std::string_view to_string(BackpressurePolicy p) noexcept;
+
+}  // namespace ringflow
