@@ -12,6 +12,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
+#include <map>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -21,6 +23,13 @@
 namespace ringflow {
 
 class Topology;
+
+/// Events travel inline in fixed 256-byte ring slots: keys up to kMaxKeyBytes, payloads up to
+/// kMaxPayloadBytes (max_payload_bytes may only lower it). Larger data: publish a reference.
+inline constexpr std::size_t kMaxKeyBytes = 32;
+inline constexpr std::size_t kMaxPayloadBytes = 168;
+/// Upper bound on shards (each producer owns two rings per shard).
+inline constexpr std::uint32_t kMaxShards = 256;
 
 /// What a thread does when the ring it needs is empty (consumer) or full (producer).
 enum class WaitStrategyKind : std::uint8_t {
@@ -62,7 +71,8 @@ struct EngineConfig {
   // [engine]
   std::uint32_t partitions = 8;          ///< partition = hash(key) % partitions
   std::uint32_t max_producers = 16;      ///< producers that may exist at once
-  std::size_t max_payload_bytes = 256;   ///< larger payloads get PublishStatus::too_large
+  std::size_t max_payload_bytes = 128;   ///< larger payloads get PublishStatus::too_large;
+                                         ///< at most kMaxPayloadBytes (events travel inline)
   std::uint32_t max_topics = 1024;
 
   // [shards]
@@ -98,7 +108,19 @@ struct EngineConfig {
   bool pin_threads = true;               ///< false: --affinity=off (reported, never silent)
 
   std::string source = "<code>";         ///< where this config came from, for messages
+  /// Dotted key (or section name) -> 1-based line in `source`, filled by the parser so that
+  /// check_config() can name the line of a bad value. Empty for a config filled in code.
+  std::map<std::string, int, std::less<>> key_lines;
+
+  /// Line of `key` in `source`, or 0 when unknown (set in code, or left at its default).
+  [[nodiscard]] int line_of(std::string_view key) const noexcept {
+    const auto it = key_lines.find(key);
+    return it == key_lines.end() ? 0 : it->second;
+  }
 };
+
+/// Every key the parser accepts, dotted ("rings.capacity"), in file order. For docs and tools.
+const std::vector<std::string_view>& known_config_keys();
 
 /// Parses TOML text. Throws ConfigError listing every syntax/type/unknown-key problem.
 EngineConfig parse_config(std::string_view toml_text, std::string_view source_name = "<string>");
@@ -112,5 +134,7 @@ void validate(const EngineConfig& cfg, const Topology& topo);
 
 std::string_view to_string(WaitStrategyKind k) noexcept;
 std::string_view to_string(BackpressurePolicy p) noexcept;
+std::string_view to_string(NumaBinding n) noexcept;
+std::string_view to_string(AllocatorKind a) noexcept;
 
 }  // namespace ringflow

@@ -1,0 +1,588 @@
+// TOML -> EngineConfig, and the checks that decide whether a config can run on a topology.
+//
+// Two stages, so that a config filled in code gets the same checks as a parsed one:
+//   parse_config(): syntax, unknown sections/keys (with the nearest valid key), wrong types,
+//                   values the field cannot hold (negative, too big, unknown enum word).
+//   check_config(): ranges and relations between keys, and the topology (cores that exist,
+//                   exclusive cores). Lines come from EngineConfig::key_lines.
+// Ring capacity that is not a power of two is rejected (not rounded): the file says what runs.
+
+#include <toml++/toml.h>
+
+#include <algorithm>
+#include <array>
+#include <cstdint>
+#include <fstream>
+#include <functional>
+#include <limits>
+#include <map>
+#include <set>
+#include <sstream>
+#include <utility>
+
+#include "ringflow/config.hpp"
+#include "ringflow/topology.hpp"
+
+namespace ringflow {
+
+// ---------------------------------------------------------------------------------------------
+// ConfigIssue / ConfigError
+
+std::string ConfigIssue::to_string() const {
+  std::string s = source.empty() ? "<config>" : source;
+  if (line > 0) s += ":" + std::to_string(line);
+  s += ": ";
+  if (!key.empty()) s += key + ": ";
+  s += message;
+  return s;
+}
+
+namespace {
+std::string join_issues(const std::vector<ConfigIssue>& issues) {
+  if (issues.size() == 1) return "invalid config: " + issues.front().to_string();
+  std::string s = "invalid config (" + std::to_string(issues.size()) + " problems):";
+  for (const auto& i : issues)
+    s += "\n  " + i.to_string();
+  return s;
+}
+}  // namespace
+
+ConfigError::ConfigError(ConfigIssue issue)
+    : ConfigError(std::vector<ConfigIssue>{std::move(issue)}) {}
+
+ConfigError::ConfigError(std::vector<ConfigIssue> issues)
+    : std::runtime_error(join_issues(issues)), issues_(std::move(issues)) {}
+
+std::string_view to_string(WaitStrategyKind k) noexcept {
+  switch (k) {
+    case WaitStrategyKind::busy_spin:
+      return "busy_spin";
+    case WaitStrategyKind::spin_yield:
+      return "spin_yield";
+    case WaitStrategyKind::park:
+      return "park";
+  }
+  return "?";
+}
+
+std::string_view to_string(BackpressurePolicy p) noexcept {
+  switch (p) {
+    case BackpressurePolicy::fail_fast:
+      return "fail_fast";
+    case BackpressurePolicy::spin:
+      return "spin";
+    case BackpressurePolicy::park:
+      return "park";
+  }
+  return "?";
+}
+
+std::string_view to_string(NumaBinding n) noexcept {
+  switch (n) {
+    case NumaBinding::off:
+      return "off";
+    case NumaBinding::on:
+      return "on";
+    case NumaBinding::automatic:
+      return "auto";
+  }
+  return "?";
+}
+
+std::string_view to_string(AllocatorKind a) noexcept {
+  switch (a) {
+    case AllocatorKind::system:
+      return "system";
+    case AllocatorKind::jemalloc:
+      return "jemalloc";
+  }
+  return "?";
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parsing
+
+namespace {
+
+constexpr std::uint64_t kMaxU32 = std::numeric_limits<std::uint32_t>::max();
+
+// One accepted key: how to store a TOML node into EngineConfig. Returns "" or the reason.
+struct KeySpec {
+  std::string_view key;  // dotted
+  std::function<std::string(const toml::node&, EngineConfig&)> store;
+};
+
+std::string type_name(const toml::node& n) {
+  switch (n.type()) {
+    case toml::node_type::string:
+      return "a string";
+    case toml::node_type::integer:
+      return "an integer";
+    case toml::node_type::floating_point:
+      return "a float";
+    case toml::node_type::boolean:
+      return "a boolean";
+    case toml::node_type::array:
+      return "an array";
+    case toml::node_type::table:
+      return "a table";
+    default:
+      return "a date/time";
+  }
+}
+
+// Integer in [0, max]; `unit` only for the message.
+template <typename T>
+KeySpec uint_key(std::string_view key, T EngineConfig::*field, std::uint64_t max) {
+  return {key, [field, max](const toml::node& n, EngineConfig& c) -> std::string {
+            const auto v = n.value_exact<std::int64_t>();
+            if (!n.is_integer() || !v) {
+              return "expected a non-negative integer, got " + type_name(n) +
+                     " (write it without quotes, e.g. 1024)";
+            }
+            if (*v < 0) return "must not be negative (got " + std::to_string(*v) + ")";
+            if (static_cast<std::uint64_t>(*v) > max) {
+              return "too large (got " + std::to_string(*v) + ", at most " + std::to_string(max) +
+                     ")";
+            }
+            c.*field = static_cast<T>(*v);
+            return {};
+          }};
+}
+
+KeySpec bool_key(std::string_view key, bool EngineConfig::*field) {
+  return {key, [field](const toml::node& n, EngineConfig& c) -> std::string {
+            if (!n.is_boolean()) {
+              return "expected true or false, got " + type_name(n) + " (no quotes)";
+            }
+            c.*field = n.as_boolean()->get();
+            return {};
+          }};
+}
+
+template <typename E, std::size_t N>
+KeySpec enum_key(std::string_view key, E EngineConfig::*field,
+                 std::array<std::pair<std::string_view, E>, N> words) {
+  return {key, [field, words](const toml::node& n, EngineConfig& c) -> std::string {
+            std::string allowed;
+            for (const auto& [w, e] : words) {
+              allowed += (allowed.empty() ? "\"" : ", \"") + std::string(w) + "\"";
+            }
+            if (!n.is_string()) return "expected one of " + allowed + ", got " + type_name(n);
+            const std::string& s = n.as_string()->get();
+            for (const auto& [w, e] : words) {
+              if (s == w) {
+                c.*field = e;
+                return {};
+              }
+            }
+            return "unknown value \"" + s + "\"; use one of " + allowed;
+          }};
+}
+
+KeySpec core_list_key(std::string_view key, std::vector<int> EngineConfig::*field) {
+  return {key, [field](const toml::node& n, EngineConfig& c) -> std::string {
+            const toml::array* arr = n.as_array();
+            if (arr == nullptr) {
+              return "expected an array of core indexes, got " + type_name(n) +
+                     " (e.g. [1, 2]; [] lets the planner choose)";
+            }
+            std::vector<int> cores;
+            for (const auto& e : *arr) {
+              const auto v = e.value_exact<std::int64_t>();
+              if (!e.is_integer() || !v) {
+                return "expected integer core indexes, found " + type_name(e);
+              }
+              if (*v < 0 || *v > std::numeric_limits<int>::max()) {
+                return "core index " + std::to_string(*v) + " is out of range (>= 0)";
+              }
+              cores.push_back(static_cast<int>(*v));
+            }
+            c.*field = std::move(cores);
+            return {};
+          }};
+}
+
+template <typename Dur>
+KeySpec duration_key(std::string_view key, Dur EngineConfig::*field) {
+  return {key, [field](const toml::node& n, EngineConfig& c) -> std::string {
+            const auto v = n.value_exact<std::int64_t>();
+            if (!n.is_integer() || !v) {
+              return "expected a non-negative integer, got " + type_name(n);
+            }
+            if (*v < 0) return "must not be negative (got " + std::to_string(*v) + ")";
+            c.*field = Dur{*v};
+            return {};
+          }};
+}
+
+const std::vector<KeySpec>& key_specs() {
+  using E = EngineConfig;
+  static const std::vector<KeySpec> specs = {
+      uint_key("engine.partitions", &E::partitions, kMaxU32),
+      uint_key("engine.max_producers", &E::max_producers, kMaxU32),
+      uint_key("engine.max_payload_bytes", &E::max_payload_bytes, kMaxU32),
+      uint_key("engine.max_topics", &E::max_topics, kMaxU32),
+      uint_key("shards.count", &E::shards, kMaxU32),
+      core_list_key("shards.cores", &E::shard_cores),
+      bool_key("shards.exclusive_cores", &E::exclusive_cores),
+      uint_key("graph.workers_per_shard", &E::graph_workers_per_shard, kMaxU32),
+      core_list_key("graph.cores", &E::graph_cores),
+      uint_key("rings.capacity", &E::ring_capacity, std::uint64_t{1} << 40),
+      uint_key("rings.batch_size", &E::batch_size, std::uint64_t{1} << 40),
+      enum_key("rings.wait_strategy", &E::wait_strategy,
+               std::array<std::pair<std::string_view, WaitStrategyKind>, 3>{
+                   {{"busy_spin", WaitStrategyKind::busy_spin},
+                    {"spin_yield", WaitStrategyKind::spin_yield},
+                    {"park", WaitStrategyKind::park}}}),
+      uint_key("rings.urgent_ratio", &E::urgent_ratio, kMaxU32),
+      enum_key("backpressure.policy", &E::backpressure,
+               std::array<std::pair<std::string_view, BackpressurePolicy>, 3>{
+                   {{"fail_fast", BackpressurePolicy::fail_fast},
+                    {"spin", BackpressurePolicy::spin},
+                    {"park", BackpressurePolicy::park}}}),
+      duration_key("backpressure.timeout_us", &E::backpressure_timeout),
+      enum_key("memory.numa", &E::numa,
+               std::array<std::pair<std::string_view, NumaBinding>, 3>{
+                   {{"off", NumaBinding::off},
+                    {"on", NumaBinding::on},
+                    {"auto", NumaBinding::automatic}}}),
+      enum_key("memory.allocator", &E::allocator,
+               std::array<std::pair<std::string_view, AllocatorKind>, 2>{
+                   {{"system", AllocatorKind::system}, {"jemalloc", AllocatorKind::jemalloc}}}),
+      uint_key("log.segment_bytes", &E::segment_bytes, std::uint64_t{1} << 40),
+      uint_key("log.retention_bytes", &E::retention_bytes, std::uint64_t{1} << 50),
+      duration_key("log.retention_age_ms", &E::retention_age),
+      bool_key("affinity.pin_threads", &E::pin_threads),
+  };
+  return specs;
+}
+
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::size_t> prev(b.size() + 1);
+  std::vector<std::size_t> cur(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j)
+    prev[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t sub = prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1);
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, sub});
+    }
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+// " (did you mean 'x'?)" when some candidate is close enough to be a typo, else the list.
+std::string suggestion(std::string_view wrong, const std::vector<std::string>& candidates) {
+  std::string best;
+  std::size_t best_d = std::numeric_limits<std::size_t>::max();
+  for (const auto& c : candidates) {
+    // A bare name may be a key written outside its section: compare with the key part too.
+    std::size_t d = edit_distance(wrong, c);
+    if (wrong.find('.') == std::string_view::npos && c.find('.') != std::string::npos) {
+      d = std::min(d, edit_distance(wrong, std::string_view(c).substr(c.find('.') + 1)));
+    }
+    if (d < best_d) {
+      best_d = d;
+      best = c;
+    }
+  }
+  if (!best.empty() && best_d <= std::max<std::size_t>(2, wrong.size() / 3)) {
+    return "did you mean '" + best + "'?";
+  }
+  std::string all;
+  for (const auto& c : candidates)
+    all += (all.empty() ? "" : ", ") + c;
+  return "valid: " + all;
+}
+
+std::vector<std::string> sections() {
+  std::vector<std::string> out;
+  for (const auto& s : key_specs()) {
+    const std::string sec(s.key.substr(0, s.key.find('.')));
+    if (std::find(out.begin(), out.end(), sec) == out.end()) out.push_back(sec);
+  }
+  return out;
+}
+
+int line_of(const toml::node& n) {
+  return static_cast<int>(n.source().begin.line);
+}
+
+}  // namespace
+
+const std::vector<std::string_view>& known_config_keys() {
+  static const std::vector<std::string_view> keys = [] {
+    std::vector<std::string_view> k;
+    for (const auto& s : key_specs())
+      k.push_back(s.key);
+    return k;
+  }();
+  return keys;
+}
+
+EngineConfig parse_config(std::string_view toml_text, std::string_view source_name) {
+  EngineConfig cfg;
+  cfg.source = std::string(source_name);
+  std::vector<ConfigIssue> issues;
+  auto issue = [&](int line, std::string key, std::string msg) {
+    issues.push_back(ConfigIssue{cfg.source, line, std::move(key), std::move(msg)});
+  };
+
+  toml::table root;
+  try {
+    root = toml::parse(toml_text, source_name);
+  } catch (const toml::parse_error& e) {
+    issue(static_cast<int>(e.source().begin.line), {},
+          "TOML syntax error: " + std::string(e.description()));
+    throw ConfigError(std::move(issues));
+  }
+
+  const std::vector<std::string> section_names = sections();
+  std::vector<std::string> all_keys;
+  for (const auto& s : key_specs())
+    all_keys.emplace_back(s.key);
+
+  for (const auto& [sec_key, sec_node] : root) {
+    const std::string sec(sec_key.str());
+    const int sec_line = line_of(sec_node);
+    if (std::find(section_names.begin(), section_names.end(), sec) == section_names.end()) {
+      // A top-level key that should be inside a section reads "did you mean 'rings.capacity'?".
+      const bool is_table = sec_node.is_table();
+      issue(sec_line, sec,
+            std::string(is_table ? "unknown section [" + sec + "]" : "unknown top-level key") +
+                "; " + suggestion(sec, is_table ? section_names : all_keys));
+      continue;
+    }
+    const toml::table* table = sec_node.as_table();
+    if (table == nullptr) {
+      issue(sec_line, sec,
+            "'" + sec + "' must be a section ([" + sec + "]), got " + type_name(sec_node));
+      continue;
+    }
+    cfg.key_lines[sec] = sec_line;
+    for (const auto& [key, node] : *table) {
+      const std::string dotted = sec + "." + std::string(key.str());
+      const int line = line_of(node);
+      const auto spec = std::find_if(key_specs().begin(), key_specs().end(),
+                                     [&](const KeySpec& s) { return s.key == dotted; });
+      if (spec == key_specs().end()) {
+        issue(line, dotted, "unknown key; " + suggestion(dotted, all_keys));
+        continue;
+      }
+      cfg.key_lines[dotted] = line;
+      if (std::string why = spec->store(node, cfg); !why.empty()) {
+        issue(line, dotted, std::move(why));
+      }
+    }
+  }
+  // toml++ tables iterate in key order; report in file order.
+  std::stable_sort(issues.begin(), issues.end(),
+                   [](const ConfigIssue& a, const ConfigIssue& b) { return a.line < b.line; });
+  if (!issues.empty()) throw ConfigError(std::move(issues));
+  return cfg;
+}
+
+EngineConfig load_config(const std::filesystem::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) {
+    std::error_code ec;
+    const bool exists = std::filesystem::exists(file, ec);
+    throw ConfigError(ConfigIssue{
+        file.string(),
+        0,
+        {},
+        exists ? "cannot read the file (check its permissions)" : "no such file (check the path)"});
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  return parse_config(text.str(), file.string());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Checking
+
+namespace {
+
+constexpr std::uint64_t kMaxPartitions = 1U << 16;
+constexpr std::uint64_t kMaxGraphWorkers = 64;
+constexpr std::uint64_t kMaxRingCapacity = std::uint64_t{1} << 24;
+constexpr std::uint64_t kMinSegment = 4096;
+constexpr std::uint64_t kMaxSegment = std::uint64_t{1} << 30;
+/// Bytes a log record needs besides its payload (header, key, alignment): kept generous so a
+/// max-size payload always fits a segment whatever the log's exact header is.
+constexpr std::uint64_t kRecordOverhead = 256;
+constexpr std::int64_t kMaxBackpressureTimeoutUs = 60'000'000;
+
+std::uint64_t next_pow2(std::uint64_t v) {
+  std::uint64_t p = 1;
+  while (p < v && p < (std::uint64_t{1} << 62))
+    p <<= 1;
+  return p;
+}
+
+}  // namespace
+
+std::vector<ConfigIssue> check_config(const EngineConfig& cfg, const Topology& topo) {
+  std::vector<ConfigIssue> issues;
+  auto issue = [&](std::string_view key, std::string msg) {
+    issues.push_back(ConfigIssue{cfg.source, cfg.line_of(key), std::string(key), std::move(msg)});
+  };
+  auto range = [&](std::string_view key, std::uint64_t v, std::uint64_t lo, std::uint64_t hi) {
+    if (v < lo || v > hi) {
+      issue(key, "out of range: " + std::to_string(v) + " (allowed " + std::to_string(lo) + ".." +
+                     std::to_string(hi) + ")");
+      return false;
+    }
+    return true;
+  };
+
+  // [engine]
+  range("engine.partitions", cfg.partitions, 1, kMaxPartitions);
+  range("engine.max_producers", cfg.max_producers, 1, 4096);
+  if (cfg.max_payload_bytes > kMaxPayloadBytes) {
+    issue("engine.max_payload_bytes", std::to_string(cfg.max_payload_bytes) + " is more than the " +
+                                          std::to_string(kMaxPayloadBytes) +
+                                          " bytes an event carries inline; lower it (and "
+                                          "publish a reference to larger data)");
+  } else {
+    range("engine.max_payload_bytes", cfg.max_payload_bytes, 1, kMaxPayloadBytes);
+  }
+  range("engine.max_topics", cfg.max_topics, 1, 1U << 20);
+
+  // [shards]
+  const bool shards_ok = range("shards.count", cfg.shards, 1, kMaxShards);
+  if (shards_ok && cfg.partitions >= 1 && cfg.shards > cfg.partitions) {
+    issue("shards.count", std::to_string(cfg.shards) + " shards but only " +
+                              std::to_string(cfg.partitions) +
+                              " partitions: a shard would own none; raise engine.partitions to "
+                              "at least " +
+                              std::to_string(cfg.shards) + " or lower shards.count");
+  }
+  const int n_cores = static_cast<int>(topo.cores().size());
+  auto check_cores_exist = [&](std::string_view key, const std::vector<int>& cores) {
+    for (int c : cores) {
+      if (!topo.has_core(c)) {
+        issue(key, "core " + std::to_string(c) + " does not exist on " + topo.description() +
+                       " (cores 0.." + std::to_string(n_cores - 1) +
+                       "); see `ringflow-topo` for the valid core indexes");
+      }
+    }
+  };
+  if (!cfg.shard_cores.empty()) {
+    if (cfg.shard_cores.size() != cfg.shards) {
+      issue("shards.cores", "lists " + std::to_string(cfg.shard_cores.size()) +
+                                " core(s) but shards.count = " + std::to_string(cfg.shards) +
+                                "; give exactly one core per shard, or [] to let the planner "
+                                "choose");
+    }
+    check_cores_exist("shards.cores", cfg.shard_cores);
+  }
+
+  // [graph]
+  const bool workers_ok =
+      range("graph.workers_per_shard", cfg.graph_workers_per_shard, 0, kMaxGraphWorkers);
+  const std::uint64_t n_graph = std::uint64_t{cfg.shards} * cfg.graph_workers_per_shard;
+  if (!cfg.graph_cores.empty()) {
+    if (workers_ok && shards_ok && cfg.graph_cores.size() != n_graph) {
+      issue("graph.cores",
+            "lists " + std::to_string(cfg.graph_cores.size()) +
+                " core(s) but shards.count x graph.workers_per_shard = " + std::to_string(n_graph) +
+                "; give one core per graph worker (shard 0's workers first), "
+                "or [] to let the planner choose");
+    }
+    check_cores_exist("graph.cores", cfg.graph_cores);
+  }
+
+  // Exclusive cores: no two pinned roles on one core, and enough cores for every role.
+  if (cfg.exclusive_cores && cfg.pin_threads && shards_ok && workers_ok) {
+    std::map<int, std::string> owner;
+    auto claim = [&](std::string_view key, int core, const std::string& role) {
+      if (!topo.has_core(core)) return;
+      const auto [it, inserted] = owner.emplace(core, role);
+      if (!inserted) {
+        issue(key, "core " + std::to_string(core) + " is given to both " + it->second + " and " +
+                       role +
+                       " but shards.exclusive_cores = true; use distinct cores or set "
+                       "exclusive_cores = false");
+      }
+    };
+    for (std::size_t i = 0; i < cfg.shard_cores.size() && i < cfg.shards; ++i) {
+      claim("shards.cores", cfg.shard_cores[i], "shard " + std::to_string(i));
+    }
+    for (std::size_t i = 0; i < cfg.graph_cores.size() && i < n_graph; ++i) {
+      claim("graph.cores", cfg.graph_cores[i],
+            "graph worker " + std::to_string(i / cfg.graph_workers_per_shard) + "." +
+                std::to_string(i % cfg.graph_workers_per_shard));
+    }
+    const std::uint64_t roles = cfg.shards + n_graph;
+    if (roles > static_cast<std::uint64_t>(n_cores)) {
+      issue("shards.exclusive_cores",
+            std::to_string(roles) + " pinned threads (" + std::to_string(cfg.shards) +
+                " shards + " + std::to_string(n_graph) + " graph workers) need " +
+                std::to_string(roles) + " exclusive cores but " + topo.description() + " has " +
+                std::to_string(n_cores) + "; set exclusive_cores = false or use fewer threads");
+    }
+  }
+
+  // [rings]
+  if (range("rings.capacity", cfg.ring_capacity, 2, kMaxRingCapacity) &&
+      (cfg.ring_capacity & (cfg.ring_capacity - 1)) != 0) {
+    issue("rings.capacity", std::to_string(cfg.ring_capacity) + " is not a power of two; use " +
+                                std::to_string(next_pow2(cfg.ring_capacity)) +
+                                " (the next one up) or " +
+                                std::to_string(next_pow2(cfg.ring_capacity) / 2));
+  }
+  if (range("rings.batch_size", cfg.batch_size, 1, kMaxRingCapacity) &&
+      cfg.batch_size > cfg.ring_capacity) {
+    issue("rings.batch_size", std::to_string(cfg.batch_size) + " is larger than rings.capacity (" +
+                                  std::to_string(cfg.ring_capacity) +
+                                  "); a batch cannot exceed the ring; use at most " +
+                                  std::to_string(cfg.ring_capacity));
+  }
+  range("rings.urgent_ratio", cfg.urgent_ratio, 1, 1024);
+
+  // [backpressure]
+  const auto timeout = cfg.backpressure_timeout.count();
+  if (timeout < 0 || timeout > kMaxBackpressureTimeoutUs) {
+    issue("backpressure.timeout_us", "out of range: " + std::to_string(timeout) + " (allowed 0.." +
+                                         std::to_string(kMaxBackpressureTimeoutUs) + ")");
+  } else if (timeout == 0 && cfg.backpressure != BackpressurePolicy::fail_fast) {
+    issue("backpressure.timeout_us",
+          "0 with policy \"" + std::string(to_string(cfg.backpressure)) +
+              "\" would never wait; give a timeout > 0 or use policy = \"fail_fast\"");
+  }
+
+  // [log]
+  const bool seg_ok = range("log.segment_bytes", cfg.segment_bytes, kMinSegment, kMaxSegment);
+  if (seg_ok && cfg.segment_bytes > cfg.retention_bytes) {
+    issue("log.segment_bytes", std::to_string(cfg.segment_bytes) +
+                                   " is larger than log.retention_bytes (" +
+                                   std::to_string(cfg.retention_bytes) +
+                                   "); retention must hold at least one segment: raise "
+                                   "retention_bytes or lower segment_bytes");
+  }
+  if (seg_ok && cfg.max_payload_bytes + kRecordOverhead > cfg.segment_bytes) {
+    issue("engine.max_payload_bytes",
+          std::to_string(cfg.max_payload_bytes) + " bytes plus a " +
+              std::to_string(kRecordOverhead) +
+              "-byte record header does not fit in one log "
+              "segment (log.segment_bytes = " +
+              std::to_string(cfg.segment_bytes) +
+              "); lower max_payload_bytes or raise segment_bytes to at least " +
+              std::to_string(cfg.max_payload_bytes + kRecordOverhead));
+  }
+  if (cfg.retention_age.count() < 0) {
+    issue("log.retention_age_ms", "must not be negative (0 = no age limit)");
+  }
+  return issues;
+}
+
+void validate(const EngineConfig& cfg, const Topology& topo) {
+  auto issues = check_config(cfg, topo);
+  if (!issues.empty()) throw ConfigError(std::move(issues));
+}
+
+}  // namespace ringflow

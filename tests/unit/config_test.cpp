@@ -1,0 +1,360 @@
+#include "ringflow/config.hpp"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "ringflow/topology.hpp"
+
+namespace {
+
+using ringflow::check_config;
+using ringflow::ConfigError;
+using ringflow::ConfigIssue;
+using ringflow::EngineConfig;
+using ringflow::parse_config;
+using ringflow::Topology;
+
+// A 2-package machine with 4 cores each, so core checks do not depend on the host.
+const Topology& two_socket() {
+  static const Topology t = Topology::uniform(2, 1, 4, 1, "test 2x4");
+  return t;
+}
+
+std::vector<ConfigIssue> parse_issues(std::string_view text) {
+  try {
+    (void)parse_config(text, "test.toml");
+  } catch (const ConfigError& e) {
+    return e.issues();
+  }
+  return {};
+}
+
+std::vector<ConfigIssue> check(std::string_view text, const Topology& topo = two_socket()) {
+  return check_config(parse_config(text, "test.toml"), topo);
+}
+
+// Exactly one issue, on `key` at `line`, whose message contains `needle`.
+void expect_one(const std::vector<ConfigIssue>& issues, std::string_view key, int line,
+                std::string_view needle) {
+  ASSERT_EQ(issues.size(), 1U) << (issues.empty() ? "no issue" : issues[0].to_string());
+  const auto& i = issues[0];
+  EXPECT_EQ(i.key, key);
+  EXPECT_EQ(i.line, line) << i.to_string();
+  EXPECT_EQ(i.source, "test.toml");
+  EXPECT_NE(i.message.find(needle), std::string::npos) << i.to_string();
+  const std::string text = i.to_string();
+  EXPECT_NE(text.find("test.toml:" + std::to_string(line) + ": " + std::string(key)),
+            std::string::npos)
+      << text;
+}
+
+TEST(ConfigDefaults, DefaultStructIsValidOnThisMachineIfTwoCores) {
+  const EngineConfig cfg;
+  if (Topology::machine().cores().size() < 2) GTEST_SKIP() << "fewer than 2 cores";
+  EXPECT_TRUE(check_config(cfg, Topology::machine()).empty());
+  EXPECT_NO_THROW(ringflow::validate(cfg, Topology::machine()));
+}
+
+TEST(ConfigDefaults, EmptyFileGivesDefaults) {
+  const EngineConfig cfg = parse_config("", "empty.toml");
+  const EngineConfig def;
+  EXPECT_EQ(cfg.partitions, def.partitions);
+  EXPECT_EQ(cfg.ring_capacity, def.ring_capacity);
+  EXPECT_EQ(cfg.source, "empty.toml");
+  EXPECT_TRUE(check_config(cfg, two_socket()).empty());
+}
+
+TEST(ConfigParse, EveryKeyIsRead) {
+  const EngineConfig c = parse_config(R"(
+[engine]
+partitions = 16
+max_producers = 4
+max_payload_bytes = 100
+max_topics = 10
+[shards]
+count = 2
+cores = [1, 5]
+exclusive_cores = true
+[graph]
+workers_per_shard = 1
+cores = [2, 6]
+[rings]
+capacity = 1024
+batch_size = 64
+wait_strategy = "park"
+urgent_ratio = 4
+[backpressure]
+policy = "spin"
+timeout_us = 500
+[memory]
+numa = "on"
+allocator = "system"
+[log]
+segment_bytes = 65536
+retention_bytes = 1048576
+retention_age_ms = 60000
+[affinity]
+pin_threads = false
+)",
+                                      "full.toml");
+  EXPECT_EQ(c.partitions, 16U);
+  EXPECT_EQ(c.max_producers, 4U);
+  EXPECT_EQ(c.max_payload_bytes, 100U);
+  EXPECT_EQ(c.max_topics, 10U);
+  EXPECT_EQ(c.shards, 2U);
+  EXPECT_EQ(c.shard_cores, (std::vector<int>{1, 5}));
+  EXPECT_TRUE(c.exclusive_cores);
+  EXPECT_EQ(c.graph_workers_per_shard, 1U);
+  EXPECT_EQ(c.graph_cores, (std::vector<int>{2, 6}));
+  EXPECT_EQ(c.ring_capacity, 1024U);
+  EXPECT_EQ(c.batch_size, 64U);
+  EXPECT_EQ(c.wait_strategy, ringflow::WaitStrategyKind::park);
+  EXPECT_EQ(c.urgent_ratio, 4U);
+  EXPECT_EQ(c.backpressure, ringflow::BackpressurePolicy::spin);
+  EXPECT_EQ(c.backpressure_timeout.count(), 500);
+  EXPECT_EQ(c.numa, ringflow::NumaBinding::on);
+  EXPECT_EQ(c.allocator, ringflow::AllocatorKind::system);
+  EXPECT_EQ(c.segment_bytes, 65536U);
+  EXPECT_EQ(c.retention_bytes, 1048576U);
+  EXPECT_EQ(c.retention_age.count(), 60000);
+  EXPECT_FALSE(c.pin_threads);
+  EXPECT_EQ(c.line_of("rings.capacity"), 15);
+  EXPECT_EQ(c.line_of("shards"), 7);
+  EXPECT_TRUE(check_config(c, two_socket()).empty())
+      << check_config(c, two_socket()).front().to_string();
+  EXPECT_EQ(ringflow::known_config_keys().size(), 21U);
+}
+
+TEST(ConfigParse, SyntaxErrorNamesLine) {
+  const auto issues = parse_issues("[rings]\ncapacity = 1024\nbatch_size = = 3\n");
+  ASSERT_EQ(issues.size(), 1U);
+  EXPECT_EQ(issues[0].line, 3);
+  EXPECT_NE(issues[0].message.find("syntax"), std::string::npos) << issues[0].to_string();
+}
+
+TEST(ConfigParse, UnknownKeySuggestsNearest) {
+  expect_one(parse_issues("[rings]\ncapasity = 1024\n"), "rings.capasity", 2,
+             "did you mean 'rings.capacity'?");
+}
+
+TEST(ConfigParse, UnknownSectionSuggestsNearest) {
+  expect_one(parse_issues("\n[ring]\ncapacity = 1024\n"), "ring", 2, "did you mean 'rings'?");
+}
+
+TEST(ConfigParse, TopLevelKeySuggestsDottedKey) {
+  expect_one(parse_issues("capacity = 1024\n"), "capacity", 1, "did you mean 'rings.capacity'?");
+}
+
+TEST(ConfigParse, WrongTypes) {
+  expect_one(parse_issues("[rings]\ncapacity = \"1024\"\n"), "rings.capacity", 2,
+             "expected a non-negative integer, got a string");
+  expect_one(parse_issues("[affinity]\npin_threads = \"yes\"\n"), "affinity.pin_threads", 2,
+             "expected true or false");
+  expect_one(parse_issues("[shards]\ncores = 3\n"), "shards.cores", 2, "expected an array");
+  expect_one(parse_issues("[shards]\ncores = [1, \"x\"]\n"), "shards.cores", 2,
+             "expected integer core indexes");
+  expect_one(parse_issues("[rings]\ncapacity = 10.5\n"), "rings.capacity", 2, "got a float");
+  expect_one(parse_issues("rings = 3\n"), "rings", 1, "must be a section");
+}
+
+TEST(ConfigParse, UnrepresentableValues) {
+  expect_one(parse_issues("[engine]\npartitions = -1\n"), "engine.partitions", 2,
+             "must not be negative");
+  expect_one(parse_issues("[engine]\npartitions = 99999999999\n"), "engine.partitions", 2,
+             "too large");
+  expect_one(parse_issues("[shards]\ncores = [-2]\n"), "shards.cores", 2, "out of range");
+  expect_one(parse_issues("[backpressure]\ntimeout_us = -5\n"), "backpressure.timeout_us", 2,
+             "must not be negative");
+}
+
+TEST(ConfigParse, UnknownEnumWordListsChoices) {
+  expect_one(parse_issues("[rings]\nwait_strategy = \"spin\"\n"), "rings.wait_strategy", 2,
+             "\"busy_spin\", \"spin_yield\", \"park\"");
+  expect_one(parse_issues("[memory]\nnuma = \"yes\"\n"), "memory.numa", 2,
+             "\"off\", \"on\", \"auto\"");
+  expect_one(parse_issues("[memory]\nallocator = \"tcmalloc\"\n"), "memory.allocator", 2,
+             "\"system\", \"jemalloc\"");
+  expect_one(parse_issues("[backpressure]\npolicy = \"drop\"\n"), "backpressure.policy", 2,
+             "\"fail_fast\"");
+}
+
+TEST(ConfigParse, ReportsAllProblemsNotJustTheFirst) {
+  const auto issues = parse_issues(
+      "[rings]\ncapasity = 1\nbatch_size = \"x\"\n[memory]\nnuma = \"maybe\"\n[bogus]\na = 1\n");
+  ASSERT_EQ(issues.size(), 4U);
+  EXPECT_EQ(issues[0].line, 2);
+  EXPECT_EQ(issues[1].line, 3);
+  EXPECT_EQ(issues[2].line, 5);
+  EXPECT_EQ(issues[3].line, 6);
+  try {
+    (void)parse_config(
+        "[rings]\ncapasity = 1\nbatch_size = \"x\"\n[memory]\nnuma = \"maybe\"\n[bogus]\na = 1\n",
+        "test.toml");
+  } catch (const ConfigError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("4 problems"), std::string::npos) << what;
+    EXPECT_NE(what.find("test.toml:5: memory.numa"), std::string::npos) << what;
+  }
+}
+
+TEST(ConfigCheck, RingCapacityNotPowerOfTwoNamesTheFix) {
+  expect_one(check("[rings]\ncapacity = 1000\nbatch_size = 100\n"), "rings.capacity", 2,
+             "not a power of two; use 1024");
+}
+
+TEST(ConfigCheck, OutOfRangeValues) {
+  expect_one(check("[engine]\npartitions = 0\n"), "engine.partitions", 2, "out of range");
+  expect_one(check("[shards]\ncount = 0\n"), "shards.count", 2, "out of range");
+  expect_one(check("[rings]\ncapacity = 1\nbatch_size = 1\n"), "rings.capacity", 2, "out of range");
+  expect_one(check("[rings]\nurgent_ratio = 0\n"), "rings.urgent_ratio", 2, "out of range");
+  expect_one(check("[graph]\nworkers_per_shard = 1000\n"), "graph.workers_per_shard", 2,
+             "out of range");
+  expect_one(check("[log]\nsegment_bytes = 100\n"), "log.segment_bytes", 2, "out of range");
+  expect_one(check("[engine]\nmax_payload_bytes = 4096\n"), "engine.max_payload_bytes", 2,
+             "inline");
+}
+
+TEST(ConfigCheck, CoreThatDoesNotExist) {
+  expect_one(check("[shards]\ncount = 1\ncores = [12]\n"), "shards.cores", 3,
+             "core 12 does not exist");
+  expect_one(check("[graph]\nworkers_per_shard = 1\ncores = [8]\n"), "graph.cores", 3,
+             "core 8 does not exist");
+}
+
+TEST(ConfigCheck, ShardCoresCountMustMatchShards) {
+  expect_one(check("[shards]\ncount = 2\ncores = [1]\n"), "shards.cores", 3,
+             "lists 1 core(s) but shards.count = 2");
+  expect_one(check("[graph]\nworkers_per_shard = 2\ncores = [1]\n"), "graph.cores", 3,
+             "lists 1 core(s)");
+}
+
+TEST(ConfigCheck, TwoPinnedRolesOnOneExclusiveCore) {
+  expect_one(check("[shards]\ncount = 2\ncores = [3, 3]\nexclusive_cores = true\n"), "shards.cores",
+             3, "core 3 is given to both shard 0 and shard 1");
+  expect_one(check("[shards]\ncores = [2]\nexclusive_cores = true\n[graph]\n"
+                   "workers_per_shard = 1\ncores = [2]\n"),
+             "graph.cores", 6, "core 2 is given to both shard 0 and graph worker 0.0");
+  // Sharing is fine without exclusive_cores, and exclusivity is moot with pinning off.
+  EXPECT_TRUE(check("[shards]\ncount = 2\ncores = [3, 3]\n").empty());
+  EXPECT_TRUE(check("[shards]\ncount = 2\ncores = [3, 3]\nexclusive_cores = true\n"
+                    "[affinity]\npin_threads = false\n")
+                  .empty());
+}
+
+TEST(ConfigCheck, ExclusiveNeedsEnoughCores) {
+  expect_one(check("[engine]\npartitions = 16\n[shards]\ncount = 3\nexclusive_cores = true\n"
+                   "[graph]\nworkers_per_shard = 2\n"),
+             "shards.exclusive_cores", 5, "9 pinned threads");
+}
+
+TEST(ConfigCheck, MoreShardsThanPartitions) {
+  expect_one(check("[engine]\npartitions = 2\n[shards]\ncount = 3\n"), "shards.count", 4,
+             "raise engine.partitions to at least 3");
+}
+
+TEST(ConfigCheck, BatchLargerThanRing) {
+  expect_one(check("[rings]\ncapacity = 64\nbatch_size = 128\n"), "rings.batch_size", 3,
+             "larger than rings.capacity (64)");
+}
+
+TEST(ConfigCheck, SegmentLargerThanRetention) {
+  expect_one(check("[log]\nsegment_bytes = 1048576\nretention_bytes = 65536\n"),
+             "log.segment_bytes", 2, "larger than log.retention_bytes");
+}
+
+TEST(ConfigCheck, PayloadTooLargeForSegment) {
+  // The inline-payload limit keeps parsed files far below a segment; a config filled in code
+  // can still get there, and then both problems are named.
+  EngineConfig cfg;
+  cfg.source = "test.toml";
+  cfg.key_lines["engine.max_payload_bytes"] = 4;
+  cfg.max_payload_bytes = 100000;
+  cfg.segment_bytes = 4096;
+  cfg.retention_bytes = 4096;
+  const auto issues = check_config(cfg, two_socket());
+  ASSERT_EQ(issues.size(), 2U);
+  for (const auto& i : issues) {
+    EXPECT_EQ(i.key, "engine.max_payload_bytes");
+    EXPECT_EQ(i.line, 4);
+  }
+  EXPECT_NE(issues[1].message.find("does not fit in one log segment"), std::string::npos)
+      << issues[1].to_string();
+}
+
+TEST(ConfigCheck, ZeroTimeoutWithWaitingPolicy) {
+  expect_one(check("[backpressure]\npolicy = \"park\"\ntimeout_us = 0\n"),
+             "backpressure.timeout_us", 3, "never wait");
+}
+
+TEST(ConfigCheck, AllProblemsNotJustTheFirst) {
+  const auto issues = check(
+      "[engine]\npartitions = 1\n[shards]\ncount = 2\ncores = [1, 99]\n"
+      "[rings]\ncapacity = 100\nbatch_size = 200\n[log]\nsegment_bytes = 8192\n"
+      "retention_bytes = 4096\n");
+  // shards > partitions, core 99, capacity not 2^k, batch > capacity, segment > retention.
+  ASSERT_EQ(issues.size(), 5U);
+  for (const auto& i : issues)
+    EXPECT_GT(i.line, 0) << i.to_string();
+  try {
+    ringflow::validate(parse_config("[rings]\ncapacity = 100\nbatch_size = 200\n", "v.toml"),
+                       two_socket());
+    FAIL() << "validate should throw";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(e.issues().size(), 2U);
+  }
+}
+
+TEST(ConfigCheck, CodeFilledConfigHasNoLine) {
+  EngineConfig cfg;
+  cfg.ring_capacity = 100;
+  cfg.batch_size = 64;
+  const auto issues = check_config(cfg, two_socket());
+  ASSERT_EQ(issues.size(), 1U);
+  EXPECT_EQ(issues[0].line, 0);
+  EXPECT_EQ(issues[0].to_string().rfind("<code>: rings.capacity: ", 0), 0U)
+      << issues[0].to_string();
+}
+
+TEST(ConfigLoad, MissingFileIsAConfigError) {
+  try {
+    (void)ringflow::load_config("/nonexistent/ringflow.toml");
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("no such file"), std::string::npos) << e.what();
+  }
+}
+
+TEST(ConfigLoad, ShippedDefaultParsesAndValidatesOnThisMachine) {
+  const auto cfg =
+      ringflow::load_config(std::filesystem::path(RINGFLOW_SOURCE_DIR) / "configs/default.toml");
+  EXPECT_GE(cfg.key_lines.size(), 21U) << "default.toml should set every key";
+  if (Topology::machine().cores().size() < 2) GTEST_SKIP() << "needs >= 2 cores";
+  const auto issues = check_config(cfg, Topology::machine());
+  EXPECT_TRUE(issues.empty()) << issues.front().to_string();
+}
+
+TEST(ConfigLoad, ShippedTwoSocketExampleValidatesOnSynthetic2Package) {
+  const auto cfg = ringflow::load_config(std::filesystem::path(RINGFLOW_SOURCE_DIR) /
+                                         "configs/example-2socket.toml");
+#if defined(RINGFLOW_HAVE_HWLOC)
+  const Topology topo = Topology::from_synthetic("pack:2 numa:1 core:8 pu:2");
+#else
+  const Topology topo = Topology::uniform(2, 1, 8, 2);
+#endif
+  const auto issues = check_config(cfg, topo);
+  EXPECT_TRUE(issues.empty()) << issues.front().to_string();
+  EXPECT_TRUE(cfg.exclusive_cores);
+}
+
+TEST(ConfigLoad, EveryShippedConfigParses) {
+  for (const auto& e : std::filesystem::directory_iterator(
+           std::filesystem::path(RINGFLOW_SOURCE_DIR) / "configs")) {
+    if (e.path().extension() != ".toml") continue;
+    EXPECT_NO_THROW((void)ringflow::load_config(e.path())) << e.path();
+  }
+}
+
+}  // namespace
