@@ -1,0 +1,30 @@
+#include "harness/baselines.hpp"
+#include "harness/system.hpp"
+
+namespace ringflow::bench {
+
+#if RINGFLOW_BENCH_HAVE_RINGFLOW_SYSTEM
+// bench/harness/ringflow_system.cpp
+std::unique_ptr<System> make_ringflow_system(std::string& why);
+#endif
+
+std::vector<std::string> known_systems() {
+  return {"ringflow", "mutex_queue", "tbb_graph_direct"};
+}
+
+std::unique_ptr<System> make_system(const std::string& name, std::string& why) {
+  if (name == "mutex_queue") return make_mutex_queue_system();
+  if (name == "tbb_graph_direct") return make_tbb_graph_system();
+  if (name == "ringflow") {
+#if RINGFLOW_BENCH_HAVE_RINGFLOW_SYSTEM
+    return make_ringflow_system(why);
+#else
+    why = "not built: the ringflow adapter (bench/harness/ringflow_system.cpp) is not in this tree";
+    return nullptr;
+#endif
+  }
+  why = "unknown system '" + name + "'";
+  return nullptr;
+}
+
+}  // namespace ringflow::bench
