@@ -1,0 +1,138 @@
+#pragma once
+// Engine: producers -> SPSC rings -> shard workers (partition logs) -> per-shard oneTBB flow
+// graph (the Pipeline) -> subscriptions.
+//
+//   ringflow::Engine engine(ringflow::load_config("configs/default.toml"));
+//   const auto orders = engine.add_topic("orders.created");
+//   engine.pipeline().filter("valid", is_valid);
+//   engine.subscribe("orders.>", [](const ringflow::EventView& e) { ...; return Outcome::ok(); });
+//   engine.start();
+//   auto producer = engine.make_producer();          // one per publishing thread
+//   producer.publish(orders, customer_id, bytes);    // noexcept, returns PublishStatus
+//   engine.drain();                                  // everything accepted so far is processed
+//   engine.stop();                                   // drain, then join the shard workers
+//
+// Lifecycle (misuse of these methods throws std::logic_error naming the state):
+//   created --start()--> running --stop()--> stopped
+//   - add_topic(), pipeline(), subscribe() only while created.
+//   - make_producer() while created or running; publish() returns `stopped` unless running.
+//   - drain() while running blocks until every event accepted before the call was processed
+//     (or counted as expired/failed); in any other state it returns at once.
+//   - stop() is idempotent; the destructor calls it. Every event that got `ok` is processed
+//     exactly once before stop() returns, also when producers keep publishing during stop().
+//   - Producers must be destroyed before their engine.
+//
+// Threads: one pinned worker per shard (EngineConfig::shards, placed by ringflow::plan), plus
+// graph_workers_per_shard TBB workers in each shard's arena. Handlers and stages run on those
+// threads; a handler must not block for long (it holds up its shard).
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <type_traits>
+
+#include "ringflow/config.hpp"
+#include "ringflow/event.hpp"
+#include "ringflow/outcome.hpp"
+#include "ringflow/partition_log.hpp"
+#include "ringflow/pipeline.hpp"
+#include "ringflow/plan.hpp"
+#include "ringflow/producer.hpp"
+#include "ringflow/status.hpp"
+
+namespace ringflow {
+
+class Topology;
+
+using Handler = std::function<Outcome(const EventView&)>;
+
+/// Totals since start. After drain(), with no faults:
+///   published(ok) == appended + expired_at_ingest, and
+///   appended == processed == filtered + stage_failures + (events that reached subscriptions).
+struct EngineStats {
+  std::uint64_t published[kPublishStatusCount] = {};  ///< publish() results, by status
+  std::uint64_t appended = 0;                         ///< events stored in partition logs
+  std::uint64_t expired = 0;                          ///< deadline passed before processing
+  std::uint64_t processed = 0;                        ///< events that went through the pipeline
+  std::uint64_t filtered = 0;                         ///< dropped by a filter stage
+  std::uint64_t stage_failures = 0;                   ///< dropped because a stage threw
+  std::uint64_t deliveries = 0;        ///< handler calls (one per event per matching subscription)
+  std::uint64_t handler_ok = 0;        ///< handler calls that returned ok
+  std::uint64_t handler_failures = 0;  ///< returned fail/retry or threw
+  std::uint64_t evicted_segments = 0;  ///< log segments reused by retention
+  std::uint64_t batches = 0;           ///< shard batches (events/batches = mean batch size)
+
+  [[nodiscard]] std::uint64_t published_count(PublishStatus s) const noexcept {
+    return published[static_cast<std::size_t>(s)];
+  }
+};
+
+class Engine {
+ public:
+  enum class State : std::uint8_t { created, running, stopped };
+
+  /// Validates `cfg` against the machine's topology and plans thread placement.
+  /// Throws ConfigError (every problem listed) for a config that cannot run.
+  explicit Engine(EngineConfig cfg);
+  /// Same, against a given topology (tests; a machine description).
+  Engine(EngineConfig cfg, const Topology& topology);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  /// Registers a topic. Throws std::invalid_argument for a bad or duplicate name (message says
+  /// why), std::length_error past max_topics, std::logic_error once started.
+  TopicId add_topic(std::string_view name);
+  /// The id of a registered topic; throws std::out_of_range naming it if unknown.
+  [[nodiscard]] TopicId topic(std::string_view name) const;
+  [[nodiscard]] std::optional<TopicId> find_topic(std::string_view name) const noexcept;
+  [[nodiscard]] std::string_view topic_name(TopicId id) const;
+
+  /// The pipeline to add stages to (before start()).
+  Pipeline& pipeline();
+
+  /// Subscribes a handler to every topic matching `pattern` (NATS wildcards). Before start().
+  /// Throws std::invalid_argument for a bad pattern. Returns the subscription's index.
+  std::uint32_t subscribe(std::string_view pattern, Handler handler);
+  /// Convenience: a handler returning void counts as Outcome::ok().
+  template <class F>
+  requires std::is_void_v<std::invoke_result_t<F&, const EventView&>> std::uint32_t subscribe(
+      std::string_view pattern, F f) {
+    return subscribe(pattern, Handler([g = std::move(f)](const EventView& e) mutable {
+                       g(e);
+                       return Outcome::ok();
+                     }));
+  }
+
+  /// A producer for the calling thread. Throws std::runtime_error when max_producers are in
+  /// use, std::logic_error once stopped. Off the hot path: allocates its rings.
+  [[nodiscard]] Producer make_producer();
+
+  void start();
+  void drain();
+  void stop();
+
+  [[nodiscard]] State state() const noexcept;
+  [[nodiscard]] EngineStats stats() const noexcept;
+  [[nodiscard]] const EngineConfig& config() const noexcept;
+  [[nodiscard]] const Plan& plan() const noexcept;
+  [[nodiscard]] std::uint32_t partitions() const noexcept;
+  /// The log of one partition (readers may be used from any thread, while running too).
+  [[nodiscard]] const PartitionLog& log(std::uint32_t partition) const;
+  [[nodiscard]] PartitionReader reader(std::uint32_t partition) const {
+    return log(partition).reader();
+  }
+
+  struct Impl;
+
+ private:
+  friend class Producer;
+  void release_producer(detail::ProducerState* s) noexcept;
+
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace ringflow

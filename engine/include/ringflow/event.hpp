@@ -1,0 +1,136 @@
+#pragma once
+// Events: what a producer publishes (PublishOptions), what the partition log stores
+// (detail::RecordHeader + key + payload) and what stages and handlers see (EventView, Event).
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <span>
+#include <string_view>
+
+#include "ringflow/config.hpp"
+
+namespace ringflow {
+
+/// A registered topic. Resolve names once (Engine::topic) and publish by id: the hot path never
+/// compares strings.
+struct TopicId {
+  std::uint32_t value = UINT32_MAX;
+  [[nodiscard]] constexpr bool valid() const noexcept { return value != UINT32_MAX; }
+  friend constexpr bool operator==(TopicId, TopicId) = default;
+};
+
+enum class Priority : std::uint8_t { normal = 0, urgent = 1 };
+
+struct PublishOptions {
+  Priority priority = Priority::normal;
+  /// Absolute deadline on the engine clock (ringflow::now_ns()); 0 = none. An event past its
+  /// deadline is not processed: it is counted as expired (and dead-lettered once delivery
+  /// semantics exist).
+  std::int64_t deadline_ns = 0;
+  /// Carried through stages; 0 = the engine uses the event id.
+  std::uint64_t correlation_id = 0;
+  /// The id of the event that caused this one (set by handlers that publish); 0 = none.
+  std::uint64_t causation_id = 0;
+  /// Publish time on the engine clock; 0 = the producer reads the clock.
+  std::int64_t timestamp_ns = 0;
+};
+
+namespace detail {
+
+/// One event as it sits in the log: this header, then the key, then the payload, padded to 8.
+/// Fields are written once by the shard thread before the record is published.
+struct RecordHeader {
+  std::uint64_t offset;          ///< dense, monotonic per partition
+  std::uint64_t id;              ///< unique per engine: (offset << 16) | partition
+  std::int64_t publish_ns;       ///< producer's clock at publish
+  std::int64_t ingest_ns;        ///< shard's clock when appended (monotonic per partition)
+  std::int64_t deadline_ns;      ///< 0 = none
+  std::uint64_t correlation_id;  ///< producer-supplied or = id
+  std::uint64_t causation_id;    ///< 0 = none
+  std::uint32_t topic;
+  std::uint32_t partition;
+  std::uint32_t attempt;  ///< 1 for the first delivery
+  std::uint16_t payload_len;
+  std::uint8_t key_len;
+  std::uint8_t priority;
+};
+static_assert(sizeof(RecordHeader) == 72, "record header layout is part of the log format");
+
+[[nodiscard]] constexpr std::size_t record_size(std::size_t key_len,
+                                                std::size_t payload_len) noexcept {
+  return (sizeof(RecordHeader) + key_len + payload_len + 7) & ~std::size_t{7};
+}
+
+}  // namespace detail
+
+/// A read-only view of one event during processing. Valid only inside the stage or handler
+/// call that received it; copy what you need to keep.
+class EventView {
+ public:
+  EventView() = default;
+  EventView(const detail::RecordHeader* rec, const std::byte* payload, std::uint32_t payload_len,
+            std::uint32_t topic) noexcept
+      : rec_(rec), payload_(payload), payload_len_(payload_len), topic_(topic) {}
+
+  [[nodiscard]] std::uint64_t id() const noexcept { return rec_->id; }
+  [[nodiscard]] TopicId topic() const noexcept { return TopicId{topic_}; }
+  [[nodiscard]] TopicId original_topic() const noexcept { return TopicId{rec_->topic}; }
+  [[nodiscard]] std::uint32_t partition() const noexcept { return rec_->partition; }
+  [[nodiscard]] std::uint64_t offset() const noexcept { return rec_->offset; }
+  [[nodiscard]] std::int64_t publish_ns() const noexcept { return rec_->publish_ns; }
+  [[nodiscard]] std::int64_t ingest_ns() const noexcept { return rec_->ingest_ns; }
+  [[nodiscard]] std::int64_t deadline_ns() const noexcept { return rec_->deadline_ns; }
+  [[nodiscard]] Priority priority() const noexcept { return static_cast<Priority>(rec_->priority); }
+  [[nodiscard]] std::uint64_t correlation_id() const noexcept { return rec_->correlation_id; }
+  [[nodiscard]] std::uint64_t causation_id() const noexcept { return rec_->causation_id; }
+  [[nodiscard]] std::uint32_t attempt() const noexcept { return rec_->attempt; }
+  [[nodiscard]] std::string_view key() const noexcept {
+    return {reinterpret_cast<const char*>(rec_ + 1), rec_->key_len};
+  }
+  [[nodiscard]] std::span<const std::byte> payload() const noexcept {
+    return {payload_, payload_len_};
+  }
+  [[nodiscard]] std::string_view payload_string() const noexcept {
+    return {reinterpret_cast<const char*>(payload_), payload_len_};
+  }
+
+ protected:
+  const detail::RecordHeader* rec_ = nullptr;
+  const std::byte* payload_ = nullptr;
+  std::uint32_t payload_len_ = 0;
+  std::uint32_t topic_ = 0;
+};
+
+/// A mutable event, handed to map stages. The stored (logged) event never changes: a new
+/// payload lives in a per-event scratch buffer for the rest of the pipeline.
+class Event : public EventView {
+ public:
+  Event(const detail::RecordHeader* rec, const std::byte* payload, std::uint32_t payload_len,
+        std::uint32_t topic, std::span<std::byte> scratch) noexcept
+      : EventView(rec, payload, payload_len, topic), scratch_(scratch) {}
+
+  /// Replaces the payload for later stages and handlers. Returns false (payload unchanged) if
+  /// `bytes` is larger than the engine's max_payload_bytes.
+  bool set_payload(std::span<const std::byte> bytes) noexcept {
+    if (bytes.size() > scratch_.size()) return false;
+    if (!bytes.empty() && bytes.data() != scratch_.data()) {
+      std::memmove(scratch_.data(), bytes.data(), bytes.size());
+    }
+    payload_ = scratch_.data();
+    payload_len_ = static_cast<std::uint32_t>(bytes.size());
+    return true;
+  }
+  /// The payload as writable bytes (copied into the scratch buffer on first use).
+  std::span<std::byte> mutable_payload() noexcept {
+    if (payload_ != scratch_.data()) (void)set_payload(payload());
+    return {scratch_.data(), payload_len_};
+  }
+  /// Re-targets the event at another topic: later stages and subscriptions see `t`.
+  void set_topic(TopicId t) noexcept { topic_ = t.value; }
+
+ private:
+  std::span<std::byte> scratch_;
+};
+
+}  // namespace ringflow

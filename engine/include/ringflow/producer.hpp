@@ -1,0 +1,135 @@
+#pragma once
+// Producer: the publishing handle an application thread gets from Engine::make_producer().
+//
+// One thread at a time (checked in debug builds). It owns one SPSC ring pair (normal + urgent
+// lane) per shard, so every ring keeps exactly one writer and one reader. publish() is noexcept,
+// never allocates, never locks and makes no system call (unless the backpressure policy is
+// `park` and the ring is full); it returns a PublishStatus and never drops an event silently:
+// `ok` means the event will be processed (or dead-lettered) exactly once, anything else means it
+// was not accepted. Move it between threads only while no publish() is running (the hand-over
+// needs its own synchronisation, e.g. the thread start that takes it along).
+
+#include <cstdint>
+#include <span>
+#include <string_view>
+
+#include "ringflow/clock.hpp"
+#include "ringflow/detail/membarrier.hpp"
+#include "ringflow/detail/producer_state.hpp"
+#include "ringflow/event.hpp"
+#include "ringflow/key_hash.hpp"
+#include "ringflow/status.hpp"
+
+namespace ringflow {
+
+class Engine;
+
+struct ProducerStats {
+  std::uint64_t by_status[kPublishStatusCount] = {};  ///< index: static_cast<size_t>(status)
+  std::uint64_t waited_full = 0;
+  [[nodiscard]] std::uint64_t count(PublishStatus s) const noexcept {
+    return by_status[static_cast<std::size_t>(s)];
+  }
+};
+
+class Producer {
+ public:
+  Producer() noexcept = default;  ///< an empty handle: publish() returns `stopped`
+  Producer(Producer&& other) noexcept : engine_(other.engine_), state_(other.state_) {
+    other.engine_ = nullptr;
+    other.state_ = nullptr;
+  }
+  Producer& operator=(Producer&& other) noexcept;
+  Producer(const Producer&) = delete;
+  Producer& operator=(const Producer&) = delete;
+  ~Producer();  ///< returns the rings to the engine (queued events are still processed)
+
+  /// Publishes one event. `key` (<= kMaxKeyBytes) chooses the partition; events with the same
+  /// key from this producer are processed in publish order.
+  [[nodiscard]] PublishStatus publish(TopicId topic, std::string_view key,
+                                      std::span<const std::byte> payload,
+                                      const PublishOptions& options = {}) noexcept;
+  [[nodiscard]] PublishStatus publish(TopicId topic, std::string_view key, std::string_view payload,
+                                      const PublishOptions& options = {}) noexcept {
+    return publish(topic, key,
+                   std::span<const std::byte>(reinterpret_cast<const std::byte*>(payload.data()),
+                                              payload.size()),
+                   options);
+  }
+
+  [[nodiscard]] bool valid() const noexcept { return state_ != nullptr; }
+  [[nodiscard]] ProducerStats stats() const noexcept;
+
+ private:
+  friend class Engine;
+  Producer(Engine* e, detail::ProducerState* s) noexcept : engine_(e), state_(s) {}
+
+  PublishStatus reject(PublishStatus s) noexcept {
+    state_->counters.bump(s);
+    return s;
+  }
+  /// Cold path: the ring is full and the policy says wait. Returns true once pushed.
+  bool wait_and_push(detail::EventRing& ring, std::uint32_t shard, const PublishOptions& o,
+                     std::int64_t ts, std::uint32_t topic, std::uint32_t partition,
+                     std::string_view key, std::span<const std::byte> payload) noexcept;
+
+  Engine* engine_ = nullptr;
+  detail::ProducerState* state_ = nullptr;
+};
+
+inline PublishStatus Producer::publish(TopicId topic, std::string_view key,
+                                       std::span<const std::byte> payload,
+                                       const PublishOptions& o) noexcept {
+  if (state_ == nullptr) [[unlikely]]
+    return PublishStatus::stopped;
+  detail::ProducerState& s = *state_;
+  s.role.claim("ringflow::Producer");
+  const detail::PublishContext& ctx = *s.ctx;
+  // Acquire: pairs with start()'s release; the topic count and shard tables written before
+  // start() are visible. (The stop handshake below is what orders against stop().)
+  if (ctx.running.load(std::memory_order_acquire) == 0) [[unlikely]] {
+    return reject(PublishStatus::stopped);
+  }
+  if (topic.value >= ctx.topic_count) [[unlikely]]
+    return reject(PublishStatus::unknown_topic);
+  if (key.size() > kMaxKeyBytes || payload.size() > ctx.max_payload) [[unlikely]] {
+    return reject(PublishStatus::too_large);
+  }
+  const std::int64_t ts = o.timestamp_ns != 0 ? o.timestamp_ns : now_ns();
+  if (o.deadline_ns != 0 && o.deadline_ns <= ts) [[unlikely]] {
+    return reject(PublishStatus::expired);
+  }
+  const std::uint32_t partition = partition_of(key, ctx.partitions);
+  const std::uint32_t shard = ctx.partition_shard[partition];
+  const std::uint32_t lane = o.priority == Priority::urgent ? 1U : 0U;
+  detail::EventRing& ring = s.rings[shard]->lanes[lane];
+
+  // Publish/stop handshake (see detail/membarrier.hpp): mark active, then check `running`.
+  // Relaxed store + light barrier; stop() pairs with its heavy barrier.
+  s.active.store(1, std::memory_order_relaxed);
+  detail::light_barrier();
+  // Relaxed: ordering against stop() comes from the barrier pair, not from this load.
+  if (ctx.running.load(std::memory_order_relaxed) == 0) [[unlikely]] {
+    s.active.store(0, std::memory_order_release);
+    return reject(PublishStatus::stopped);
+  }
+  bool pushed = ring.try_emplace(o, ts, topic.value, partition, key, payload);
+  if (!pushed) [[unlikely]] {
+    pushed = ctx.backpressure != BackpressurePolicy::fail_fast &&
+             wait_and_push(ring, shard, o, ts, topic.value, partition, key, payload);
+  }
+  if (pushed) {
+    auto& count = s.pushed[shard * detail::kLanes + lane];
+    // Release: drain() acquires this count; the ring push above is then visible to it.
+    count.store(count.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+  }
+  // Release: stop() acquires `active` == 0, after which this publish's push is visible.
+  s.active.store(0, std::memory_order_release);
+  if (!pushed) [[unlikely]]
+    return reject(PublishStatus::full);
+  if (ctx.wake_shards) ctx.shard_work[shard].notify();
+  s.counters.bump(PublishStatus::ok);
+  return PublishStatus::ok;
+}
+
+}  // namespace ringflow

@@ -1,0 +1,30 @@
+#pragma once
+// Topic names and subscription patterns (NATS semantics).
+//
+// A topic name is one or more segments separated by '.', e.g. "orders.created" or
+// "payments.eu.processed". Segments are 1..kMaxTopicSegmentBytes characters of [A-Za-z0-9_-];
+// the whole name is at most kMaxTopicNameBytes. Names are checked when a topic is registered,
+// never at publish time (publish takes a TopicId).
+//
+// A pattern is a name whose segments may also be '*' (exactly one segment) or, as the last
+// segment only, '>' (one or more trailing segments): "orders.*" matches "orders.created" but not
+// "orders.eu.created"; "orders.>" matches both, but not "orders" itself.
+// Patterns are matched against topic ids when the engine starts, not per event.
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+namespace ringflow {
+
+inline constexpr std::size_t kMaxTopicNameBytes = 255;
+inline constexpr std::size_t kMaxTopicSegmentBytes = 64;
+
+/// Empty when `name` is a valid topic name; else the reason, naming the offending part.
+[[nodiscard]] std::string check_topic_name(std::string_view name);
+/// Empty when `pattern` is a valid subscription pattern; else the reason.
+[[nodiscard]] std::string check_topic_pattern(std::string_view pattern);
+/// Whether a valid `pattern` matches a valid topic `name`.
+[[nodiscard]] bool topic_matches(std::string_view pattern, std::string_view name) noexcept;
+
+}  // namespace ringflow

@@ -1,0 +1,451 @@
+#include "ringflow/engine.hpp"
+
+#include <algorithm>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <unordered_map>
+
+#include "ringflow/detail/membarrier.hpp"
+#include "ringflow/numa_memory.hpp"
+#include "ringflow/topic.hpp"
+#include "ringflow/topology.hpp"
+#include "shard.hpp"
+
+namespace ringflow {
+
+namespace {
+
+const char* state_name(Engine::State s) noexcept {
+  switch (s) {
+    case Engine::State::created:
+      return "created";
+    case Engine::State::running:
+      return "running";
+    case Engine::State::stopped:
+      return "stopped";
+  }
+  return "?";
+}
+
+/// Engine-level checks on top of validate(): things only the engine knows.
+void check_engine_limits(const EngineConfig& cfg) {
+  std::vector<ConfigIssue> issues;
+  const auto add = [&](std::string key, std::string msg) {
+    issues.push_back(ConfigIssue{cfg.source, cfg.line_of(key), std::move(key), std::move(msg)});
+  };
+  if (cfg.max_payload_bytes == 0 || cfg.max_payload_bytes > kMaxPayloadBytes) {
+    add("engine.max_payload_bytes", "must be 1.." + std::to_string(kMaxPayloadBytes) +
+                                        " (events travel inline in 256-byte ring slots); "
+                                        "publish a reference to larger data");
+  }
+  if (cfg.shards == 0 || cfg.shards > kMaxShards) {
+    add("shards.count", "must be 1.." + std::to_string(kMaxShards));
+  }
+  if (cfg.partitions > 65535) add("engine.partitions", "must be at most 65535");
+  if (cfg.batch_size == 0) add("rings.batch_size", "must be at least 1");
+  if (cfg.segment_bytes <
+      PartitionLog::kMaxRecordBytes * std::max<std::size_t>(cfg.batch_size, 1)) {
+    add("log.segment_bytes", "must hold one full batch of the largest records (" +
+                                 std::to_string(PartitionLog::kMaxRecordBytes * cfg.batch_size) +
+                                 " bytes for batch_size " + std::to_string(cfg.batch_size) +
+                                 "): raise it or lower rings.batch_size");
+  }
+  if (cfg.retention_bytes < 2 * cfg.segment_bytes) {
+    add("log.retention_bytes", "must be at least two segments (2 * log.segment_bytes = " +
+                                   std::to_string(2 * cfg.segment_bytes) + ")");
+  }
+  if (!issues.empty()) throw ConfigError(std::move(issues));
+}
+
+}  // namespace
+
+struct Engine::Impl {
+  EngineConfig cfg;
+  Plan plan;
+  State state = State::created;  // changed under `lifecycle`; mirrored in state_atomic
+  std::atomic<State> state_atomic{State::created};  // lock-free reads (handlers may call)
+  std::atomic<bool> shards_ready{false};            // shards vector complete (stats())
+  mutable std::mutex lifecycle;  // guards state transitions, topics, producers (cold paths)
+
+  detail::PublishContext ctx;
+  Pipeline pipeline;
+  std::vector<detail::Subscription> subscriptions;
+  std::vector<std::string> topic_names;
+  std::unordered_map<std::string, std::uint32_t> topic_ids;
+
+  std::unique_ptr<std::unique_ptr<detail::ProducerState>[]> producers;
+  std::atomic<std::uint32_t> producer_count{0};
+  std::vector<std::uint32_t> free_producers;
+  std::vector<std::uint8_t> producer_in_use;
+
+  std::vector<std::unique_ptr<PartitionLog>> logs;
+  std::vector<std::unique_ptr<detail::Shard>> shards;
+  std::vector<std::pmr::memory_resource*> shard_memory;
+
+  Impl(EngineConfig c, const Topology& topo) : cfg(std::move(c)) {
+    check_engine_limits(cfg);
+    plan = ringflow::plan(cfg, topo);  // validates; throws ConfigError with every problem
+    detail::asymmetric_barrier_init();
+
+    ctx.partitions = cfg.partitions;
+    ctx.shards = cfg.shards;
+    ctx.max_payload = static_cast<std::uint32_t>(cfg.max_payload_bytes);
+    ctx.backpressure = cfg.backpressure;
+    ctx.backpressure_timeout_ns =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(cfg.backpressure_timeout).count();
+    ctx.wake_shards = cfg.wait_strategy == WaitStrategyKind::park;
+    ctx.partition_shard.resize(cfg.partitions);
+    for (std::uint32_t p = 0; p < cfg.partitions; ++p) {
+      ctx.partition_shard[p] = static_cast<std::uint16_t>(p % cfg.shards);
+    }
+    ctx.shard_work = std::make_unique<Parking[]>(cfg.shards);
+    ctx.shard_space = std::make_unique<Parking[]>(cfg.shards);
+
+    for (std::uint32_t s = 0; s < cfg.shards; ++s) {
+      const int node = s < plan.shard_memory_node.size() ? plan.shard_memory_node[s] : -1;
+      shard_memory.push_back(node_memory_resource(node, cfg.allocator));
+    }
+    PartitionLog::Options lo;
+    lo.segment_bytes = cfg.segment_bytes;
+    lo.retention_bytes = cfg.retention_bytes;
+    lo.retention_age = cfg.retention_age;
+    for (std::uint32_t p = 0; p < cfg.partitions; ++p) {
+      logs.push_back(std::make_unique<PartitionLog>(p, lo, shard_memory[p % cfg.shards]));
+    }
+    producers = std::make_unique<std::unique_ptr<detail::ProducerState>[]>(cfg.max_producers);
+    producer_in_use.resize(cfg.max_producers, 0);
+  }
+
+  void require(State s, const char* what) const {
+    if (state != s) {
+      throw std::logic_error(std::string("ringflow::Engine::") + what + " needs state " +
+                             state_name(s) + ", but the engine is " + state_name(state));
+    }
+  }
+
+  EngineStats stats() const noexcept;
+  void drain_rings() const;
+};
+
+Engine::Engine(EngineConfig cfg) : Engine(std::move(cfg), Topology::machine()) {}
+
+Engine::Engine(EngineConfig cfg, const Topology& topology)
+    : impl_(std::make_unique<Impl>(std::move(cfg), topology)) {}
+
+Engine::~Engine() {
+  try {
+    stop();
+  } catch (...) {
+    // stop() only throws on a thread-join failure; nothing sensible is left to do here.
+  }
+}
+
+TopicId Engine::add_topic(std::string_view name) {
+  std::lock_guard lock(impl_->lifecycle);
+  impl_->require(State::created, "add_topic()");
+  if (std::string why = check_topic_name(name); !why.empty()) {
+    throw std::invalid_argument("ringflow: cannot add topic: " + why);
+  }
+  if (impl_->topic_ids.contains(std::string(name))) {
+    throw std::invalid_argument("ringflow: topic '" + std::string(name) +
+                                "' is already registered");
+  }
+  if (impl_->topic_names.size() >= impl_->cfg.max_topics) {
+    throw std::length_error("ringflow: cannot add topic '" + std::string(name) + "': max_topics (" +
+                            std::to_string(impl_->cfg.max_topics) +
+                            ") reached; raise engine.max_topics");
+  }
+  const auto id = static_cast<std::uint32_t>(impl_->topic_names.size());
+  impl_->topic_names.emplace_back(name);
+  impl_->topic_ids.emplace(std::string(name), id);
+  return TopicId{id};
+}
+
+std::optional<TopicId> Engine::find_topic(std::string_view name) const noexcept {
+  std::lock_guard lock(impl_->lifecycle);
+  const auto it = impl_->topic_ids.find(std::string(name));
+  if (it == impl_->topic_ids.end()) return std::nullopt;
+  return TopicId{it->second};
+}
+
+TopicId Engine::topic(std::string_view name) const {
+  if (auto t = find_topic(name)) return *t;
+  throw std::out_of_range("ringflow: unknown topic '" + std::string(name) +
+                          "': register it with add_topic() before start()");
+}
+
+std::string_view Engine::topic_name(TopicId id) const {
+  std::lock_guard lock(impl_->lifecycle);
+  if (id.value >= impl_->topic_names.size()) {
+    throw std::out_of_range("ringflow: unknown topic id " + std::to_string(id.value));
+  }
+  return impl_->topic_names[id.value];
+}
+
+Pipeline& Engine::pipeline() {
+  std::lock_guard lock(impl_->lifecycle);
+  impl_->require(State::created, "pipeline()");
+  return impl_->pipeline;
+}
+
+Pipeline& Pipeline::add(Stage s) {
+  if (frozen_) throw std::logic_error("ringflow: the pipeline cannot change once the engine runs");
+  if (s.name.empty()) throw std::invalid_argument("ringflow: a pipeline stage needs a name");
+  const bool has_fn = (s.kind == Kind::filter && s.filter) || (s.kind == Kind::map && s.map) ||
+                      (s.kind == Kind::route && s.route);
+  if (!has_fn) {
+    throw std::invalid_argument("ringflow: pipeline stage '" + s.name + "' has no function");
+  }
+  stages_.push_back(std::move(s));
+  return *this;
+}
+
+std::uint32_t Engine::subscribe(std::string_view pattern, Handler handler) {
+  std::lock_guard lock(impl_->lifecycle);
+  impl_->require(State::created, "subscribe()");
+  if (std::string why = check_topic_pattern(pattern); !why.empty()) {
+    throw std::invalid_argument("ringflow: cannot subscribe: " + why);
+  }
+  if (!handler) throw std::invalid_argument("ringflow: cannot subscribe with an empty handler");
+  impl_->subscriptions.push_back(
+      detail::Subscription{std::string(pattern), std::move(handler), {}});
+  return static_cast<std::uint32_t>(impl_->subscriptions.size() - 1);
+}
+
+Producer Engine::make_producer() {
+  std::lock_guard lock(impl_->lifecycle);
+  Impl& m = *impl_;
+  if (m.state == State::stopped) {
+    throw std::logic_error("ringflow::Engine::make_producer() on a stopped engine");
+  }
+  std::uint32_t idx = 0;
+  if (!m.free_producers.empty()) {
+    idx = m.free_producers.back();
+    m.free_producers.pop_back();
+  } else {
+    idx = m.producer_count.load(std::memory_order_relaxed);  // written only under the lock
+    if (idx >= m.cfg.max_producers) {
+      throw std::runtime_error("ringflow: all " + std::to_string(m.cfg.max_producers) +
+                               " producers are in use; raise engine.max_producers or destroy "
+                               "idle producers");
+    }
+    auto st = std::make_unique<detail::ProducerState>(&m.ctx, idx);
+    for (std::uint32_t s = 0; s < m.cfg.shards; ++s) {
+      st->rings.push_back(
+          std::make_unique<detail::RingPair>(m.cfg.ring_capacity, m.shard_memory[s]));
+    }
+    st->pushed =
+        std::make_unique<std::atomic<std::uint64_t>[]>(std::size_t{m.cfg.shards} * detail::kLanes);
+    m.producers[idx] = std::move(st);
+    // Release: shards and drain() acquire the count; the state above is then fully built.
+    m.producer_count.store(idx + 1, std::memory_order_release);
+  }
+  m.producer_in_use[idx] = 1;
+  m.producers[idx]->role.reset();  // a new owner thread may claim it
+  return Producer(this, m.producers[idx].get());
+}
+
+void Engine::release_producer(detail::ProducerState* s) noexcept {
+  std::lock_guard lock(impl_->lifecycle);
+  if (impl_->producer_in_use[s->index] == 0) return;
+  impl_->producer_in_use[s->index] = 0;
+  // Its rings stay registered: the shard keeps draining what is queued, and the next
+  // make_producer() reuses them (the lock orders the hand-over).
+  impl_->free_producers.push_back(s->index);
+}
+
+void Engine::start() {
+  std::lock_guard lock(impl_->lifecycle);
+  Impl& m = *impl_;
+  m.require(State::created, "start()");
+  // Compile subscriptions to topic ids once: dispatch never matches strings.
+  m.ctx.topic_count = static_cast<std::uint32_t>(m.topic_names.size());
+  for (auto& sub : m.subscriptions) {
+    sub.matches.assign(m.topic_names.size(), 0);
+    for (std::size_t t = 0; t < m.topic_names.size(); ++t) {
+      sub.matches[t] = topic_matches(sub.pattern, m.topic_names[t]) ? 1 : 0;
+    }
+  }
+  m.pipeline.frozen_ = true;
+  detail::ShardEnv env{
+      &m.cfg, &m.ctx, &m.pipeline, &m.subscriptions, m.producers.get(), &m.producer_count, &m.logs};
+  for (std::uint32_t s = 0; s < m.cfg.shards; ++s) {
+    m.shards.push_back(std::make_unique<detail::Shard>(env, s, m.plan.shards[s],
+                                                       m.plan.graph_worker_pus(s), m.plan.pinning));
+  }
+  for (auto& sh : m.shards)
+    sh->start();
+  m.shards_ready.store(true, std::memory_order_release);  // pairs with stats()' acquire
+  // Relaxed is enough for the flag itself: producers created before start() were handed over
+  // under the lock, and a producer that sees running = 1 only needs its own ring (built before).
+  m.ctx.running.store(1, std::memory_order_release);
+  m.state = State::running;
+  m.state_atomic.store(State::running, std::memory_order_release);
+}
+
+void Engine::Impl::drain_rings() const {
+  const std::uint32_t n = producer_count.load(std::memory_order_acquire);
+  for (std::uint32_t p = 0; p < n; ++p) {
+    const detail::ProducerState& st = *producers[p];
+    for (std::uint32_t s = 0; s < cfg.shards; ++s) {
+      for (std::uint32_t lane = 0; lane < detail::kLanes; ++lane) {
+        // Acquire: pairs with publish()'s release of its pushed count.
+        const std::uint64_t target =
+            st.pushed[s * detail::kLanes + lane].load(std::memory_order_acquire);
+        const std::atomic<std::uint64_t>& done = st.rings[s]->completed[lane];
+        // Acquire: pairs with the shard's release after the batch's handlers ran.
+        for (std::uint32_t spins = 0; done.load(std::memory_order_acquire) < target; ++spins) {
+          if (spins < 64) {
+            __builtin_ia32_pause();
+          } else {
+            std::this_thread::sleep_for(std::chrono::microseconds(50));
+          }
+        }
+      }
+    }
+  }
+}
+
+void Engine::drain() {
+  if (state() != State::running) return;
+  impl_->drain_rings();
+}
+
+void Engine::stop() {
+  std::lock_guard lock(impl_->lifecycle);
+  Impl& m = *impl_;
+  if (m.state == State::stopped) return;
+  if (m.state == State::created) {
+    m.state = State::stopped;
+    m.state_atomic.store(State::stopped, std::memory_order_release);
+    return;
+  }
+  // 1. No new publish may start: clear `running`, then the heavy barrier (membarrier.hpp).
+  m.ctx.running.store(0, std::memory_order_relaxed);
+  detail::heavy_barrier();
+  // 2. Wait out publishes that passed their check before the barrier.
+  const std::uint32_t n = m.producer_count.load(std::memory_order_acquire);
+  for (std::uint32_t p = 0; p < n; ++p) {
+    // Acquire: pairs with publish()'s release of active = 0; its push is visible.
+    while (m.producers[p]->active.load(std::memory_order_acquire) != 0)
+      std::this_thread::yield();
+  }
+  // 3. Everything accepted is processed, then the workers leave.
+  m.drain_rings();
+  for (auto& sh : m.shards)
+    sh->request_exit();
+  for (auto& sh : m.shards)
+    sh->join();
+  m.state = State::stopped;
+  m.state_atomic.store(State::stopped, std::memory_order_release);
+}
+
+Engine::State Engine::state() const noexcept {
+  return impl_->state_atomic.load(std::memory_order_acquire);
+}
+
+EngineStats Engine::Impl::stats() const noexcept {
+  EngineStats out;
+  const std::uint32_t n = producer_count.load(std::memory_order_acquire);
+  for (std::uint32_t p = 0; p < n; ++p) {
+    for (std::size_t i = 0; i < kPublishStatusCount; ++i) {
+      out.published[i] += producers[p]->counters.by_status[i].load(std::memory_order_relaxed);
+    }
+  }
+  // Acquire: pairs with start()'s release; the shards vector is complete and never changes.
+  const bool ready = shards_ready.load(std::memory_order_acquire);
+  for (std::size_t i = 0; ready && i < shards.size(); ++i) {
+    const auto& sh = shards[i];
+    const detail::ShardCounters& c = sh->counters();
+    out.appended += c.appended.get();
+    out.expired += c.expired.get();
+    out.processed += c.processed.get();
+    out.filtered += c.filtered.get();
+    out.stage_failures += c.stage_failures.get();
+    out.batches += c.batches.get();
+    for (const auto& sc : sh->subscription_counters()) {
+      out.deliveries += sc->deliveries.get();
+      out.handler_ok += sc->ok.get();
+      out.handler_failures += sc->failures.get();
+    }
+  }
+  for (const auto& l : logs)
+    out.evicted_segments += l->evicted_segments();
+  return out;
+}
+
+EngineStats Engine::stats() const noexcept {
+  return impl_->stats();
+}
+
+const EngineConfig& Engine::config() const noexcept {
+  return impl_->cfg;
+}
+const Plan& Engine::plan() const noexcept {
+  return impl_->plan;
+}
+std::uint32_t Engine::partitions() const noexcept {
+  return impl_->cfg.partitions;
+}
+
+const PartitionLog& Engine::log(std::uint32_t partition) const {
+  if (partition >= impl_->logs.size()) {
+    throw std::out_of_range("ringflow: partition " + std::to_string(partition) + " of " +
+                            std::to_string(impl_->logs.size()));
+  }
+  return *impl_->logs[partition];
+}
+
+// ---- Producer (out-of-line parts) ----
+
+Producer& Producer::operator=(Producer&& other) noexcept {
+  if (this != &other) {
+    if (state_ != nullptr) engine_->release_producer(state_);
+    engine_ = other.engine_;
+    state_ = other.state_;
+    other.engine_ = nullptr;
+    other.state_ = nullptr;
+  }
+  return *this;
+}
+
+Producer::~Producer() {
+  if (state_ != nullptr) engine_->release_producer(state_);
+}
+
+ProducerStats Producer::stats() const noexcept {
+  ProducerStats out;
+  if (state_ == nullptr) return out;
+  for (std::size_t i = 0; i < kPublishStatusCount; ++i) {
+    out.by_status[i] = state_->counters.by_status[i].load(std::memory_order_relaxed);
+  }
+  out.waited_full = state_->counters.waited_full.load(std::memory_order_relaxed);
+  return out;
+}
+
+bool Producer::wait_and_push(detail::EventRing& ring, std::uint32_t shard, const PublishOptions& o,
+                             std::int64_t ts, std::uint32_t topic, std::uint32_t partition,
+                             std::string_view key, std::span<const std::byte> payload) noexcept {
+  detail::ProducerState& s = *state_;
+  const detail::PublishContext& ctx = *s.ctx;
+  auto& waited = s.counters.waited_full;
+  waited.store(waited.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);  // stat
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::nanoseconds(ctx.backpressure_timeout_ns);
+  bool pushed = false;
+  const auto try_once = [&] {
+    pushed = ring.try_emplace(o, ts, topic, partition, key, payload);
+    return pushed;
+  };
+  if (ctx.backpressure == BackpressurePolicy::park) {
+    (void)ctx.shard_space[shard].wait_until(try_once, deadline);
+  } else {
+    SpinThenYield w;
+    (void)w.wait_until(try_once, deadline);
+  }
+  return pushed;
+}
+
+}  // namespace ringflow

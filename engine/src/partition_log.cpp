@@ -1,0 +1,291 @@
+#include "ringflow/partition_log.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <new>
+#include <stdexcept>
+#include <string>
+
+namespace ringflow {
+
+namespace {
+
+constexpr std::size_t kWord = sizeof(std::uint64_t);
+
+// Record bytes are accessed with relaxed atomic word operations on both sides so the seqlock
+// that guards segment reuse is free of data races (on x86-64 these are plain moves).
+void store_words(std::byte* dst, const std::byte* src, std::size_t n) noexcept {
+  for (std::size_t i = 0; i < n; i += kWord) {
+    std::uint64_t w;
+    std::memcpy(&w, src + i, kWord);
+    std::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(dst + i))
+        .store(w, std::memory_order_relaxed);  // guarded by the segment seqlock
+  }
+}
+
+void load_words(std::byte* dst, const std::byte* src, std::size_t n) noexcept {
+  for (std::size_t i = 0; i < n; i += kWord) {
+    const std::uint64_t w =
+        std::atomic_ref<std::uint64_t>(
+            *reinterpret_cast<std::uint64_t*>(const_cast<std::byte*>(src + i)))
+            .load(std::memory_order_relaxed);  // validated by the seqlock re-check
+    std::memcpy(dst + i, &w, kWord);
+  }
+}
+
+}  // namespace
+
+struct PartitionLog::Segment {
+  std::byte* bytes = nullptr;      // segment_bytes, 8-aligned
+  std::uint32_t* index = nullptr;  // index_slots record start positions
+  std::size_t used = 0;            // writer only
+  // seq: even = stable, odd = being reset (writer bumps it around a reuse).
+  alignas(detail::kCacheLine) std::atomic<std::uint64_t> seq{0};
+  std::atomic<std::uint64_t> base{0};   // first offset held
+  std::atomic<std::uint32_t> count{0};  // records held
+  std::atomic<std::int64_t> newest_ingest{0};
+  std::atomic<bool> live{false};  // holds retained records
+};
+
+PartitionLog::PartitionLog(std::uint32_t partition, Options opts, std::pmr::memory_resource* mr)
+    : partition_(partition), opts_(opts), mr_(mr) {
+  if (opts_.segment_bytes < kMaxRecordBytes) {
+    throw std::invalid_argument(
+        "PartitionLog: segment_bytes (" + std::to_string(opts_.segment_bytes) +
+        ") must hold the largest record (" + std::to_string(kMaxRecordBytes) + " bytes)");
+  }
+  opts_.segment_bytes &= ~(kWord - 1);
+  const std::size_t nseg = opts_.retention_bytes / opts_.segment_bytes;
+  if (nseg < 2) {
+    throw std::invalid_argument("PartitionLog: retention_bytes (" +
+                                std::to_string(opts_.retention_bytes) +
+                                ") must be at least two segments of segment_bytes (" +
+                                std::to_string(opts_.segment_bytes) + ")");
+  }
+  index_slots_ = opts_.segment_bytes / detail::record_size(0, 0) + 1;
+  segments_.reserve(nseg);
+  for (std::size_t i = 0; i < nseg; ++i)
+    segments_.push_back(std::make_unique<Segment>());
+}
+
+PartitionLog::~PartitionLog() {
+  for (auto& s : segments_) {
+    if (s->bytes != nullptr) {
+      mr_->deallocate(s->bytes, opts_.segment_bytes, detail::kCacheLine);
+      mr_->deallocate(s->index, index_slots_ * sizeof(std::uint32_t), alignof(std::uint32_t));
+    }
+  }
+}
+
+void PartitionLog::open_segment(std::size_t i) {
+  Segment& s = *segments_[i];
+  if (s.bytes == nullptr) {
+    // First use of this segment: the only allocation the log ever makes for it.
+    s.bytes = static_cast<std::byte*>(mr_->allocate(opts_.segment_bytes, detail::kCacheLine));
+    s.index = static_cast<std::uint32_t*>(
+        mr_->allocate(index_slots_ * sizeof(std::uint32_t), alignof(std::uint32_t)));
+  }
+  const std::uint64_t seq = s.seq.load(std::memory_order_relaxed);  // writer owns seq
+  s.seq.store(seq + 1, std::memory_order_relaxed);
+  // Release fence: a reader that sees any byte written below also sees seq odd (or changed).
+  std::atomic_thread_fence(std::memory_order_release);
+  if (s.live.load(std::memory_order_relaxed)) {
+    // Evicting: the segment after it becomes the oldest.
+    const std::uint64_t next_first =
+        s.base.load(std::memory_order_relaxed) + s.count.load(std::memory_order_relaxed);
+    // Release: pairs with first_offset()'s acquire.
+    first_offset_.store(next_first, std::memory_order_release);
+    evictions_.store(evictions_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  }
+  s.base.store(end_offset_.load(std::memory_order_relaxed), std::memory_order_relaxed);
+  s.count.store(0, std::memory_order_relaxed);
+  s.newest_ingest.store(0, std::memory_order_relaxed);
+  s.live.store(true, std::memory_order_relaxed);
+  s.used = 0;
+  // Release: the reset is complete before seq turns even again.
+  s.seq.store(seq + 2, std::memory_order_release);
+  head_ = i;
+}
+
+const detail::RecordHeader* PartitionLog::append(const detail::RecordHeader& header,
+                                                 std::string_view key,
+                                                 std::span<const std::byte> payload) {
+  const std::size_t size = detail::record_size(key.size(), payload.size());
+  if (!started_) {
+    open_segment(0);
+    started_ = true;
+  }
+  Segment* seg = segments_[head_].get();
+  std::uint32_t count = seg->count.load(std::memory_order_relaxed);  // writer owns it
+  if (seg->used + size > opts_.segment_bytes || count == index_slots_) {
+    open_segment((head_ + 1) % segments_.size());
+    seg = segments_[head_].get();
+    count = 0;
+  }
+  const std::uint64_t offset = end_offset_.load(std::memory_order_relaxed);  // writer owns it
+
+  alignas(8) std::byte buf[kMaxRecordBytes];
+  detail::RecordHeader h = header;
+  h.offset = offset;
+  h.key_len = static_cast<std::uint8_t>(key.size());
+  h.payload_len = static_cast<std::uint16_t>(payload.size());
+  std::memcpy(buf, &h, sizeof h);
+  if (!key.empty()) std::memcpy(buf + sizeof h, key.data(), key.size());
+  if (!payload.empty()) std::memcpy(buf + sizeof h + key.size(), payload.data(), payload.size());
+  const std::size_t tail = sizeof h + key.size() + payload.size();
+  std::memset(buf + tail, 0, size - tail);
+
+  std::byte* dst = seg->bytes + seg->used;
+  store_words(dst, buf, size);
+  std::atomic_ref<std::uint32_t>(seg->index[count])
+      .store(static_cast<std::uint32_t>(seg->used), std::memory_order_relaxed);  // seqlock-guarded
+  seg->used += size;
+  seg->newest_ingest.store(h.ingest_ns, std::memory_order_relaxed);
+  // Release: the record and its index entry are complete before a reader counts them.
+  seg->count.store(count + 1, std::memory_order_release);
+  // Release: pairs with end_offset()'s acquire.
+  end_offset_.store(offset + 1, std::memory_order_release);
+  return reinterpret_cast<const detail::RecordHeader*>(dst);
+}
+
+void PartitionLog::evict_older_than(std::int64_t cutoff_ns) noexcept {
+  if (!started_) return;
+  // Oldest first: the segment after head_ in ring order, skipping unused ones.
+  for (std::size_t step = 1; step < segments_.size(); ++step) {
+    Segment& s = *segments_[(head_ + step) % segments_.size()];
+    if (!s.live.load(std::memory_order_relaxed)) continue;
+    if (s.newest_ingest.load(std::memory_order_relaxed) >= cutoff_ns) return;
+    const std::uint64_t seq = s.seq.load(std::memory_order_relaxed);
+    s.seq.store(seq + 1, std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_release);
+    first_offset_.store(
+        s.base.load(std::memory_order_relaxed) + s.count.load(std::memory_order_relaxed),
+        std::memory_order_release);  // pairs with first_offset()'s acquire
+    s.live.store(false, std::memory_order_relaxed);
+    evictions_.store(evictions_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    s.seq.store(seq + 2, std::memory_order_release);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+bool PartitionReader::copy_record(std::uint64_t offset, StoredEvent& out) const {
+  const PartitionLog& log = *log_;
+  for (const auto& sp : log.segments_) {
+    const PartitionLog::Segment& s = *sp;
+    // Acquire: pairs with the writer's final release store of seq in open_segment().
+    const std::uint64_t seq1 = s.seq.load(std::memory_order_acquire);
+    if ((seq1 & 1U) != 0) continue;
+    if (!s.live.load(std::memory_order_relaxed)) continue;
+    const std::uint64_t base = s.base.load(std::memory_order_relaxed);
+    // Acquire: pairs with append()'s release of count; records below it are complete.
+    const std::uint32_t count = s.count.load(std::memory_order_acquire);
+    if (offset < base || offset >= base + count) continue;
+    const std::uint32_t pos =
+        std::atomic_ref<std::uint32_t>(s.index[offset - base]).load(std::memory_order_relaxed);
+    alignas(8) std::byte buf[PartitionLog::kMaxRecordBytes];
+    if (pos + sizeof(detail::RecordHeader) > log.opts_.segment_bytes) return false;
+    load_words(buf, s.bytes + pos, sizeof(detail::RecordHeader));
+    detail::RecordHeader h;
+    std::memcpy(&h, buf, sizeof h);
+    const std::size_t size =
+        detail::record_size(std::min<std::size_t>(h.key_len, kMaxKeyBytes),
+                            std::min<std::size_t>(h.payload_len, kMaxPayloadBytes));
+    if (pos + size > log.opts_.segment_bytes) return false;
+    load_words(buf, s.bytes + pos, size);
+    // Acquire fence, then re-read seq: if the writer began a reset while we copied, the copy
+    // may be torn and is discarded.
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (s.seq.load(std::memory_order_relaxed) != seq1) return false;
+    std::memcpy(&h, buf, sizeof h);
+    out.offset = h.offset;
+    out.id = h.id;
+    out.topic = TopicId{h.topic};
+    out.partition = h.partition;
+    out.publish_ns = h.publish_ns;
+    out.ingest_ns = h.ingest_ns;
+    out.deadline_ns = h.deadline_ns;
+    out.correlation_id = h.correlation_id;
+    out.causation_id = h.causation_id;
+    out.priority = static_cast<Priority>(h.priority);
+    out.key.assign(reinterpret_cast<const char*>(buf + sizeof h), h.key_len);
+    const std::byte* p = buf + sizeof h + h.key_len;
+    out.payload.assign(p, p + h.payload_len);
+    return true;
+  }
+  return false;
+}
+
+bool PartitionReader::ingest_of(std::uint64_t offset, std::int64_t& ingest_ns) const noexcept {
+  StoredEvent e;
+  try {
+    if (!copy_record(offset, e)) return false;
+  } catch (...) {  // allocation failure copying the key/payload: treat as unreadable
+    return false;
+  }
+  ingest_ns = e.ingest_ns;
+  return true;
+}
+
+ReadStatus PartitionReader::seek(std::uint64_t offset) noexcept {
+  const std::uint64_t first = log_->first_offset();
+  const std::uint64_t end = log_->end_offset();
+  if (offset < first) {
+    pos_ = first;
+    return ReadStatus::evicted;
+  }
+  if (offset >= end) {
+    pos_ = end;
+    return ReadStatus::end;
+  }
+  pos_ = offset;
+  return ReadStatus::ok;
+}
+
+ReadStatus PartitionReader::seek_time(std::int64_t ingest_ns) noexcept {
+  // ingest_ns is non-decreasing in offset order: binary search the retained range. Records
+  // evicted during the search make the range move; retry from the new first offset.
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    std::uint64_t lo = log_->first_offset();
+    std::uint64_t hi = log_->end_offset();
+    bool torn = false;
+    while (lo < hi) {
+      const std::uint64_t mid = lo + (hi - lo) / 2;
+      std::int64_t t = 0;
+      if (!ingest_of(mid, t)) {
+        torn = true;
+        break;
+      }
+      if (t < ingest_ns) {
+        lo = mid + 1;
+      } else {
+        hi = mid;
+      }
+    }
+    if (!torn) return seek(lo);
+  }
+  return seek(log_->first_offset());
+}
+
+ReadStatus PartitionReader::next(StoredEvent& out) {
+  for (int tries = 0;; ++tries) {
+    const std::uint64_t first = log_->first_offset();
+    if (pos_ < first) {
+      pos_ = first;
+      return ReadStatus::evicted;
+    }
+    if (pos_ >= log_->end_offset()) return ReadStatus::end;
+    if (copy_record(pos_, out)) {
+      ++pos_;
+      return ReadStatus::ok;
+    }
+    // Not found intact: its segment is being reset right now and first_offset() is about to
+    // move past it. Look again; never spin forever.
+    if (tries > 10000) {
+      pos_ = std::max(pos_ + 1, log_->first_offset());
+      return ReadStatus::evicted;
+    }
+  }
+}
+
+}  // namespace ringflow

@@ -1,0 +1,81 @@
+#include "ringflow/topic.hpp"
+
+namespace ringflow {
+
+namespace {
+
+bool segment_char_ok(char c) noexcept {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+         c == '-';
+}
+
+std::string check(std::string_view s, bool pattern) {
+  const char* what = pattern ? "pattern" : "topic name";
+  if (s.empty()) return std::string(what) + " is empty";
+  if (s.size() > kMaxTopicNameBytes) {
+    return std::string(what) + " '" + std::string(s.substr(0, 32)) + "...' is " +
+           std::to_string(s.size()) + " bytes long; the limit is " +
+           std::to_string(kMaxTopicNameBytes);
+  }
+  std::size_t start = 0;
+  std::size_t seg_no = 1;
+  for (;;) {
+    const std::size_t dot = s.find('.', start);
+    const std::string_view seg =
+        s.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
+    const std::string where = " in " + std::string(what) + " '" + std::string(s) + "' (segment " +
+                              std::to_string(seg_no) + ")";
+    if (seg.empty()) return "empty segment" + where + ": use '.' only between segments";
+    if (seg.size() > kMaxTopicSegmentBytes) {
+      return "segment longer than " + std::to_string(kMaxTopicSegmentBytes) + " bytes" + where;
+    }
+    const bool last = dot == std::string_view::npos;
+    if (pattern && seg == "*") {
+      // one-segment wildcard: fine anywhere
+    } else if (pattern && seg == ">") {
+      if (!last) return "'>' must be the last segment" + where;
+    } else {
+      for (const char c : seg) {
+        if (!segment_char_ok(c)) {
+          std::string msg = "character '";
+          msg += c;
+          msg += "' not allowed" + where + ": use letters, digits, '_' and '-'";
+          if (!pattern && (c == '*' || c == '>')) msg += " (wildcards only in subscriptions)";
+          return msg;
+        }
+      }
+    }
+    if (last) return {};
+    start = dot + 1;
+    ++seg_no;
+  }
+}
+
+}  // namespace
+
+std::string check_topic_name(std::string_view name) {
+  return check(name, false);
+}
+std::string check_topic_pattern(std::string_view pattern) {
+  return check(pattern, true);
+}
+
+bool topic_matches(std::string_view pattern, std::string_view name) noexcept {
+  std::size_t p = 0;
+  std::size_t n = 0;
+  for (;;) {
+    const std::size_t pd = pattern.find('.', p);
+    const std::string_view pseg = pattern.substr(p, pd == std::string_view::npos ? pd : pd - p);
+    if (pseg == ">") return n < name.size();  // one or more segments left
+    const std::size_t nd = name.find('.', n);
+    const std::string_view nseg = name.substr(n, nd == std::string_view::npos ? nd : nd - n);
+    if (pseg != "*" && pseg != nseg) return false;
+    const bool plast = pd == std::string_view::npos;
+    const bool nlast = nd == std::string_view::npos;
+    if (plast || nlast) return plast && nlast;
+    p = pd + 1;
+    n = nd + 1;
+  }
+}
+
+}  // namespace ringflow
