@@ -243,7 +243,13 @@ Producer Engine::make_producer() {
     m.producer_count.store(idx + 1, std::memory_order_release);
   }
   m.producer_in_use[idx] = 1;
-  m.producers[idx]->role.reset();  // a new owner thread may claim it
+  // A new owner thread may claim it (debug role checks). The shard re-claims the consumer
+  // sides on its next poll; the lock orders this hand-over after the previous owner's last use.
+  m.producers[idx]->role.reset();
+  for (auto& rp : m.producers[idx]->rings) {
+    for (auto& ring : rp->lanes)
+      ring.reset_roles();
+  }
   return Producer(this, m.producers[idx].get());
 }
 
