@@ -18,7 +18,10 @@ PinnedArena::PinnedArena(std::vector<int> worker_pus, bool pin)
       pin_(pin && !pus_.empty()),
       // relaxed: only uniqueness matters.
       id_(g_next_arena_id.fetch_add(1, std::memory_order_relaxed)),
-      arena_(static_cast<int>(1 + pus_.size()), /*reserved_for_masters=*/0),
+      // One slot reserved for the owner (the shard thread, which does all its work inside
+      // execute() and waits for it there); the rest are the pinned workers. With no workers no
+      // TBB thread ever joins, so execute() never has to wait for a slot.
+      arena_(static_cast<int>(1 + pus_.size()), /*reserved_for_masters=*/1),
       observer_(arena_, *this) {
   arena_.initialize();
   if (pin_) observer_.observe(true);

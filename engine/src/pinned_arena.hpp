@@ -7,9 +7,10 @@
 // every re-entry, so it is cheap: a thread remembers (in a thread_local) which arena last pinned
 // it and returns at once when it re-enters the same arena.
 //
-// max_concurrency = 1 + workers and reserved_for_masters = 0: the workers exist even when
-// the owner is not inside execute() (TECH-NOTES: an arena of (1, 1) has no worker thread, so
-// work put from outside would only run in wait_for_all()).
+// max_concurrency = 1 + workers and reserved_for_masters = 1: the owner (a shard thread) puts
+// every batch in and waits for it inside execute(), so its slot must always be free; the other
+// slots are the pinned workers. (TECH-NOTES: an arena of (1, 1) has no worker thread: work put
+// from outside runs only in wait_for_all(), which is exactly how a worker-less shard runs.)
 //
 // When pinning is off (pin = false or an empty PU list), nothing is pinned; the plan's notes
 // say so (see ringflow::plan()).
@@ -29,7 +30,7 @@ namespace ringflow::detail {
 class PinnedArena {
  public:
   /// `worker_pus`: Linux CPU numbers for the arena's workers (Plan::graph_worker_pus()).
-  /// The arena has 1 + worker_pus.size() slots, none reserved for the owner; `pin` = false
+  /// The arena has 1 + worker_pus.size() slots, one reserved for the owner; `pin` = false
   /// (or an empty list) leaves every thread where the OS puts it.
   PinnedArena(std::vector<int> worker_pus, bool pin);
   PinnedArena(const PinnedArena&) = delete;
