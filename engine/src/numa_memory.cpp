@@ -1,6 +1,7 @@
 #include "ringflow/numa_memory.hpp"
 
 #include <dlfcn.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -8,6 +9,7 @@
 #include <array>
 #include <atomic>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -175,7 +177,7 @@ class JemallocResource final : public NamedResource {
 JemallocResource* make_jemalloc_node_resource(int node, int os_node) {
   const JemallocApi& je = jemalloc_api();
   extent_hooks_t* defaults = nullptr;
-  std::size_t sz = sizeof defaults;
+  std::size_t sz = sizeof(void*);  // mallctl reads/writes a pointer
   if (je.mallctl("arena.0.extent_hooks", &defaults, &sz, nullptr, 0) != 0 || defaults == nullptr) {
     return nullptr;
   }
@@ -191,7 +193,7 @@ JemallocResource* make_jemalloc_node_resource(int node, int os_node) {
   unsigned arena = 0;
   std::size_t arena_sz = sizeof arena;
   extent_hooks_t* new_hooks = &hooks->hooks;
-  if (je.mallctl("arenas.create", &arena, &arena_sz, &new_hooks, sizeof new_hooks) != 0) {
+  if (je.mallctl("arenas.create", &arena, &arena_sz, &new_hooks, sizeof(void*)) != 0) {
     delete hooks;
     return nullptr;
   }
@@ -206,22 +208,40 @@ JemallocResource* make_jemalloc_node_resource(int node, int os_node) {
 
 #if defined(RINGFLOW_HAVE_HWLOC)
 
-// Whole pages bound to one node. Alignment up to the page size.
+// Whole pages bound to one node: mmap (over-sized and trimmed for alignments above a page,
+// which the pool asks for its large chunks), then hwloc_set_area_membind before first touch.
 class NodePagesResource final : public std::pmr::memory_resource {
  public:
   explicit NodePagesResource(hwloc_obj_t node) : node_(node) {}
 
  private:
+  static std::size_t page() {
+    static const auto p = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+    return p;
+  }
+  static std::size_t round_up(std::size_t v, std::size_t to) { return (v + to - 1) / to * to; }
+
   void* do_allocate(std::size_t bytes, std::size_t alignment) override {
-    if (alignment > static_cast<std::size_t>(::sysconf(_SC_PAGESIZE))) throw std::bad_alloc();
-    const hwloc_topology_t topo = detail::machine_hwloc();
-    void* p = hwloc_alloc_membind(topo, std::max<std::size_t>(bytes, 1), node_->nodeset,
-                                  HWLOC_MEMBIND_BIND, HWLOC_MEMBIND_BYNODESET);
-    if (p == nullptr) throw std::bad_alloc();
+    const std::size_t len = round_up(std::max<std::size_t>(bytes, 1), page());
+    const std::size_t align = std::max(alignment, page());
+    const std::size_t span = len + align - page();
+    void* raw = ::mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (raw == MAP_FAILED) throw std::bad_alloc();
+    // Pointer arithmetic on the mapping (no int-to-pointer casts): trim head and tail.
+    auto* const raw_bytes = static_cast<char*>(raw);
+    const std::size_t head = round_up(reinterpret_cast<std::uintptr_t>(raw), align) -
+                             reinterpret_cast<std::uintptr_t>(raw);
+    if (head != 0) ::munmap(raw, head);
+    if (const std::size_t tail = span - head - len; tail != 0)
+      ::munmap(raw_bytes + head + len, tail);
+    void* p = raw_bytes + head;
+    // Best effort: an unbindable area (e.g. mbind denied) still works, just not node-local.
+    (void)hwloc_set_area_membind(detail::machine_hwloc(), p, len, node_->nodeset,
+                                 HWLOC_MEMBIND_BIND, HWLOC_MEMBIND_BYNODESET);
     return p;
   }
   void do_deallocate(void* p, std::size_t bytes, std::size_t /*alignment*/) override {
-    hwloc_free(detail::machine_hwloc(), p, std::max<std::size_t>(bytes, 1));
+    ::munmap(p, round_up(std::max<std::size_t>(bytes, 1), page()));
   }
   bool do_is_equal(const std::pmr::memory_resource& other) const noexcept override {
     return this == &other;

@@ -12,7 +12,7 @@
 //                               extent to the node, used with MALLOCX_TCACHE_NONE (a thread
 //                               cache would hand out another arena's memory); when jemalloc is
 //                               not in the process: a pool (std::pmr::synchronized_pool_resource)
-//                               over pages from hwloc_alloc_membind on the node.
+//                               over mmap pages bound to the node (hwloc_set_area_membind).
 //   numa_node >= 0, system      aligned operator new; not bound (a note says so once).
 //
 // jemalloc is never forced on the host: Debian's libjemalloc has no symbol prefix, so linking it
