@@ -359,7 +359,12 @@ EngineConfig parse_config(std::string_view toml_text, std::string_view source_na
     const toml::table* table = sec_node.as_table();
     if (table == nullptr) {
       issue(sec_line, sec,
-            "'" + sec + "' must be a section ([" + sec + "]), got " + type_name(sec_node));
+            std::string("'")
+                    .append(sec)
+                    .append("' must be a section ([")
+                    .append(sec)
+                    .append("]), got ") +
+                type_name(sec_node));
       continue;
     }
     cfg.key_lines[sec] = sec_line;
