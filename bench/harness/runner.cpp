@@ -46,6 +46,10 @@ int core_for(const std::vector<int>& cores, unsigned i) {
 /// Fills `result.lost`/`error` when the sinks saw fewer (or more) deliveries than accepted.
 void check_deliveries(TrialResult& result, const SinkTotals& totals, std::uint64_t accepted,
                       unsigned subscribers) {
+  if (!totals.problem.empty()) {
+    result.error = totals.problem;
+    return;
+  }
   const std::uint64_t expected = accepted * subscribers;
   const std::uint64_t seen = totals.sinks.processed + totals.filtered * subscribers;
   if (seen < expected) {
@@ -367,14 +371,14 @@ namespace {
 struct Variant {
   std::string label;  // "" / "subscribers=4" / "partitions=2"
   unsigned subscribers = 1;
-  unsigned partitions = 1;
+  unsigned partitions = 0;  // 0: each system's default
 };
 
 std::vector<Variant> variants_of(const Scenario& s) {
   std::vector<Variant> out;
   if (s.kind == ScenarioKind::fanout) {
     for (unsigned n : s.subscribers)
-      out.push_back({"subscribers=" + std::to_string(n), n, 1});
+      out.push_back({"subscribers=" + std::to_string(n), n, 0});
   } else if (s.kind == ScenarioKind::partitions_scaling) {
     for (unsigned n : s.partitions)
       out.push_back({"partitions=" + std::to_string(n), 1, n});
@@ -684,7 +688,7 @@ int run_benchmarks(const RunnerOptions& opts) {
             }
           }
         }
-        auto emit = [&](const std::string& name, std::string note) {
+        auto emit = [&](const std::string& name, const std::string& note) {
           Row row = make_row(s, v, name, rate, agg[name], true);
           if (!note.empty()) row.note = row.note.empty() ? note : row.note + "; " + note;
           if (row.has_latency) {

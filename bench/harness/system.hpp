@@ -36,6 +36,7 @@ struct RunSpec {
 struct SinkTotals {
   SinkState sinks;
   std::uint64_t filtered = 0;  ///< events stage 1 rejected (0 with valid events)
+  std::string problem;         ///< non-empty: the system saw something wrong (trial fails)
 };
 
 /// One producer's handle. Used by one thread only.

@@ -1,0 +1,176 @@
+// ringflow as a System: the same three stages (stages.hpp) as ringflow pipeline stages and a
+// subscription, driven through the engine's public API only.
+//
+//   producer ─publish(bench.events)─▶ shard: log append ─▶ filter "validate" ─▶ map "enrich"
+//     (writes the hash into the payload) ─▶ route "route" (bench.route0 / bench.route1)
+//     ─▶ subscription(s) "bench.>": sink (counters + latency histogram)
+//
+// Sink state is kept per (subscription, partition): a partition belongs to one shard and a
+// subscription's node in a shard's graph is serial, so each SinkState has one writer at a time
+// and needs no lock. They are merged after stop() joined the shard threads.
+
+#include <ringflow/engine.hpp>
+
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+#include "harness/system.hpp"
+
+namespace ringflow::bench {
+namespace {
+
+constexpr std::size_t kHashOffset = layout::filler;  // enrich writes its hash here
+
+class RingflowSender final : public Sender {
+ public:
+  RingflowSender(ringflow::Producer p, ringflow::TopicId topic)
+      : producer_(std::move(p)), topic_(topic) {}
+  bool send(const BenchEvent& ev) noexcept override {
+    const std::byte* p = ev.bytes.data();
+    const std::string_view key(reinterpret_cast<const char*>(p + layout::key),
+                               sizeof(std::uint32_t));
+    return producer_.publish(topic_, key, std::span<const std::byte>(ev.bytes)) ==
+           ringflow::PublishStatus::ok;
+  }
+
+ private:
+  ringflow::Producer producer_;
+  ringflow::TopicId topic_;
+};
+
+class RingflowSystem final : public System {
+ public:
+  std::string name() const override { return "ringflow"; }
+
+  std::string unsupported(const RunSpec& spec) const override {
+    try {
+      const ringflow::EngineConfig cfg = config_for(spec);
+      if (spec.producers > cfg.max_producers) {
+        return "engine.max_producers = " + std::to_string(cfg.max_producers) + " < " +
+               std::to_string(spec.producers) + " producers";
+      }
+      if (kEventBytes > cfg.max_payload_bytes) {
+        return "engine.max_payload_bytes = " + std::to_string(cfg.max_payload_bytes) +
+               " is smaller than the " + std::to_string(kEventBytes) + "-byte events";
+      }
+    } catch (const std::exception& e) {
+      return std::string("engine config: ") + e.what();
+    }
+    return {};
+  }
+
+  void start(const RunSpec& spec) override {
+    spec_ = spec;
+    engine_ = std::make_unique<ringflow::Engine>(config_for(spec));
+    topic_ = engine_->add_topic("bench.events");
+    const ringflow::TopicId routes[2] = {engine_->add_topic("bench.route0"),
+                                         engine_->add_topic("bench.route1")};
+    engine_->pipeline()
+        .filter("validate",
+                [](const ringflow::EventView& e) {
+                  return e.payload().size() == kEventBytes && stage_validate(e.payload().data());
+                })
+        .map("enrich",
+             [](ringflow::Event& e) {
+               const std::uint64_t h = stage_enrich(e.payload().data());
+               std::memcpy(e.mutable_payload().data() + kHashOffset, &h, sizeof h);
+             })
+        .route("route", [routes](const ringflow::EventView& e) {
+          return routes[std::to_integer<std::uint8_t>(e.payload()[layout::route]) & 1u];
+        });
+    const std::uint32_t parts = engine_->partitions();
+    const unsigned subs = std::max(spec.subscribers, 1u);
+    sinks_.assign(static_cast<std::size_t>(subs) * parts, SinkState{});
+    for (unsigned s = 0; s < subs; ++s) {
+      SinkState* mine = &sinks_[static_cast<std::size_t>(s) * parts];
+      engine_->subscribe("bench.>", [mine](const ringflow::EventView& e) {
+        const std::byte* p = e.payload().data();
+        stage_route_sink(mine[e.partition()], p, load_field<std::uint64_t>(p, kHashOffset));
+      });
+    }
+    engine_->start();
+  }
+
+  std::unique_ptr<Sender> make_sender(unsigned /*index*/) override {
+    return std::make_unique<RingflowSender>(engine_->make_producer(), topic_);
+  }
+
+  void drain() override { engine_->drain(); }
+
+  SinkTotals stop() override {
+    engine_->stop();
+    SinkTotals t;
+    for (const auto& s : sinks_)
+      t.sinks.merge(s);
+    const ringflow::EngineStats st = engine_->stats();
+    t.filtered = st.filtered;
+    std::string odd;
+    for (std::size_t i = 0; i < ringflow::kPublishStatusCount; ++i) {
+      const auto status = static_cast<ringflow::PublishStatus>(i);
+      if (status == ringflow::PublishStatus::ok || status == ringflow::PublishStatus::full)
+        continue;
+      if (st.published[i] != 0) {
+        if (!odd.empty()) odd += ", ";
+        odd += ringflow::to_string(status);
+        odd += " x" + std::to_string(st.published[i]);
+      }
+    }
+    if (!odd.empty()) t.problem = "publish returned " + odd;
+    if (st.stage_failures != 0) {
+      t.problem +=
+          (t.problem.empty() ? "" : "; ") + std::to_string(st.stage_failures) + " stage failures";
+    }
+    placement_ = describe(engine_->plan(), engine_->config());
+    engine_.reset();
+    sinks_.clear();
+    return t;
+  }
+
+  std::string placement() const override { return placement_; }
+
+ private:
+  static ringflow::EngineConfig config_for(const RunSpec& spec) {
+    ringflow::EngineConfig cfg = spec.engine_config.empty()
+                                     ? ringflow::EngineConfig{}
+                                     : ringflow::load_config(spec.engine_config);
+    if (spec.partitions != 0) {
+      cfg.partitions = spec.partitions;
+      cfg.shards = std::min(cfg.shards, cfg.partitions);
+      if (cfg.shard_cores.size() > cfg.shards) cfg.shard_cores.resize(cfg.shards);
+    }
+    return cfg;
+  }
+
+  static std::string describe(const ringflow::Plan& plan, const ringflow::EngineConfig& cfg) {
+    std::string s = std::to_string(plan.shards.size()) + " shard(s) on core(s)";
+    for (const auto& p : plan.shards) {
+      s += ' ';
+      s += std::to_string(p.pu_os_index);
+    }
+    std::size_t workers = 0;
+    for (const auto& w : plan.graph_workers)
+      workers += w.size();
+    s += ", " + std::to_string(workers) + " graph worker(s)";
+    s += plan.pinning ? ", pinned" : ", not pinned";
+    s += "; " + std::to_string(cfg.partitions) + " partitions, rings " +
+         std::to_string(cfg.ring_capacity) + " slots, wait " +
+         std::string(ringflow::to_string(cfg.wait_strategy)) + ", backpressure " +
+         std::string(ringflow::to_string(cfg.backpressure)) + " (engine config " + cfg.source + ")";
+    return s;
+  }
+
+  RunSpec spec_;
+  std::unique_ptr<ringflow::Engine> engine_;
+  ringflow::TopicId topic_;
+  std::vector<SinkState> sinks_;  // [subscription * partitions + partition]
+  std::string placement_ = "engine config placement";
+};
+
+}  // namespace
+
+std::unique_ptr<System> make_ringflow_system(std::string& /*why*/) {
+  return std::make_unique<RingflowSystem>();
+}
+
+}  // namespace ringflow::bench
