@@ -79,7 +79,8 @@ class Histogram {
   [[nodiscard]] static constexpr std::size_t bucket_of(std::uint64_t v) noexcept {
     if (v > kMaxTrackableNs) v = kMaxTrackableNs;
     if (v < kSubBucketCount) return static_cast<std::size_t>(v);
-    const int k = std::bit_width(v) - 1;  // v in [2^k, 2^(k+1)), k >= kSubBucketBits
+    const int k =
+        static_cast<int>(std::bit_width(v)) - 1;  // v in [2^k, 2^(k+1)), k >= kSubBucketBits
     const int shift = k - (kSubBucketBits - 1);
     const std::uint64_t sub = (v >> shift) - kSubBucketHalf;  // 0..127
     return static_cast<std::size_t>(
@@ -89,7 +90,7 @@ class Histogram {
     if (b < kSubBucketCount) return b;
     const std::uint64_t octave = (b - kSubBucketCount) / kSubBucketHalf;  // k - kSubBucketBits
     const std::uint64_t sub = (b - kSubBucketCount) % kSubBucketHalf;
-    const int shift = static_cast<int>(octave) + 1;
+    const auto shift = static_cast<int>(octave + 1);
     return (kSubBucketHalf + sub) << shift;
   }
   [[nodiscard]] static constexpr std::uint64_t bucket_highest(std::size_t b) noexcept {

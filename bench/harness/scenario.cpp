@@ -66,8 +66,10 @@ class Reader {
     for (const auto& [k, v] : t_) {
       if (allowed.count(k.str()) == 0) {
         std::string list;
-        for (auto a : allowed)
-          list += (list.empty() ? "" : ", ") + std::string(a);
+        for (auto a : allowed) {
+          if (!list.empty()) list += ", ";
+          list += a;
+        }
         fail(k.str(), &v, "unknown key for " + std::string(what) + " (known: " + list + ")");
       }
     }
@@ -167,8 +169,10 @@ class Reader {
       }
       if (std::find(known.begin(), known.end(), s) == known.end()) {
         std::string list;
-        for (const auto& k : known)
-          list += (list.empty() ? "" : ", ") + k;
+        for (const auto& k : known) {
+          if (!list.empty()) list += ", ";
+          list += k;
+        }
         fail(key, &(*arr)[i], "unknown system '" + s + "' (known: " + list + ")");
       }
       if (std::find(out.begin(), out.end(), s) != out.end()) {
