@@ -637,6 +637,7 @@ int run_benchmarks(const RunnerOptions& opts) {
         std::map<std::string, Aggregate> agg;
         SpinnerStats spinner_total;
         Histogram so_far;
+        progress.p99_so_far(std::nullopt);
         for (unsigned rep = 0; rep < s.repeats; ++rep) {
           for (const auto& slot : active) {
             if (!slot.skip_reason.empty() || saturated_at.count(slot.name) != 0) continue;
