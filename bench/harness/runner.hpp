@@ -34,10 +34,11 @@ struct RunnerOptions {
 /// Result of one trial of one system.
 struct TrialResult {
   double achieved_eps = 0;
-  Histogram latency;         ///< latency trials only
-  std::uint64_t events = 0;  ///< measured events (throughput) or latency samples
-  std::uint64_t lost = 0;    ///< refused + accepted-but-not-delivered
-  std::string error;         ///< non-empty: the trial failed (reported)
+  Histogram latency;          ///< latency trials only
+  Histogram sender_lateness;  ///< latency trials: each send's lateness against its plan
+  std::uint64_t events = 0;   ///< measured events (throughput) or latency samples
+  std::uint64_t lost = 0;     ///< refused + accepted-but-not-delivered
+  std::string error;          ///< non-empty: the trial failed (reported)
 };
 
 /// One throughput trial. `progress` counts sent events (relaxed), may be null.
