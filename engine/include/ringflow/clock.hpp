@@ -1,16 +1,51 @@
 #pragma once
-// The engine's one clock: steady (monotonic) nanoseconds. Deadlines, publish and ingest
-// timestamps and retention ages are all on it. Reading it is a vDSO call, not a system call.
+// The engine's one clock, in nanoseconds: deadlines, publish and ingest timestamps and
+// retention ages are all on it. Use ringflow::now_ns() (not std::chrono::steady_clock) for
+// deadlines you pass to publish().
+//
+// On x86-64 with an invariant TSC (constant_tsc + nonstop_tsc) it reads the TSC (~16 ns on a
+// KVM guest, against ~34 ns for clock_gettime through the vDSO) scaled to nanoseconds; the
+// scale is calibrated once against steady_clock over ~10 ms at first use, and the origin is
+// steady_clock's, so the two agree to within the calibration error (<~1 ppm: under 4 ms per
+// hour). Elsewhere it is steady_clock. It never makes a system call after calibration.
 
 #include <chrono>
 #include <cstdint>
 
+#if defined(__x86_64__)
+#include <x86intrin.h>
+#endif
+
 namespace ringflow {
 
-[[nodiscard]] inline std::int64_t now_ns() noexcept {
+namespace detail {
+
+struct TscScale {
+  std::uint64_t base_tsc = 0;
+  std::int64_t base_ns = 0;
+  std::uint64_t mult = 0;  ///< ns per tick in 32.32 fixed point; 0 = use steady_clock
+};
+
+/// Calibrated once (thread-safe static initialisation).
+const TscScale& tsc_scale() noexcept;
+
+[[nodiscard]] inline std::int64_t steady_now_ns() noexcept {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
              std::chrono::steady_clock::now().time_since_epoch())
       .count();
+}
+
+}  // namespace detail
+
+[[nodiscard]] inline std::int64_t now_ns() noexcept {
+#if defined(__x86_64__)
+  const detail::TscScale& s = detail::tsc_scale();
+  if (s.mult != 0) [[likely]] {
+    const auto ticks = static_cast<unsigned __int128>(__rdtsc() - s.base_tsc);
+    return s.base_ns + static_cast<std::int64_t>((ticks * s.mult) >> 32);
+  }
+#endif
+  return detail::steady_now_ns();
 }
 
 }  // namespace ringflow
