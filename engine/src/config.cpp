@@ -21,6 +21,7 @@
 #include <utility>
 
 #include "ringflow/config.hpp"
+#include "ringflow/partition_log.hpp"
 #include "ringflow/topology.hpp"
 
 namespace ringflow {
@@ -562,12 +563,26 @@ std::vector<ConfigIssue> check_config(const EngineConfig& cfg, const Topology& t
 
   // [log]
   const bool seg_ok = range("log.segment_bytes", cfg.segment_bytes, kMinSegment, kMaxSegment);
-  if (seg_ok && cfg.segment_bytes > cfg.retention_bytes) {
+  if (seg_ok && cfg.retention_bytes < 2 * cfg.segment_bytes) {
+    issue("log.retention_bytes",
+          std::to_string(cfg.retention_bytes) + " holds fewer than two segments of " +
+              std::to_string(cfg.segment_bytes) +
+              " bytes; retention reuses the oldest segment while the newest fills, so it needs "
+              "at least two: raise retention_bytes to " +
+              std::to_string(2 * cfg.segment_bytes) + " or lower log.segment_bytes");
+  }
+  // A shard appends a whole batch before the pipeline runs, and a segment may not be reused
+  // while the batch's events are being processed: a segment must hold a full batch of the
+  // largest records.
+  const std::uint64_t batch_bytes =
+      std::uint64_t{PartitionLog::kMaxRecordBytes} * std::max<std::uint64_t>(cfg.batch_size, 1);
+  if (seg_ok && cfg.segment_bytes < batch_bytes) {
     issue("log.segment_bytes", std::to_string(cfg.segment_bytes) +
-                                   " is larger than log.retention_bytes (" +
-                                   std::to_string(cfg.retention_bytes) +
-                                   "); retention must hold at least one segment: raise "
-                                   "retention_bytes or lower segment_bytes");
+                                   " cannot hold one batch of the largest records (" +
+                                   std::to_string(batch_bytes) + " bytes = rings.batch_size " +
+                                   std::to_string(cfg.batch_size) + " x " +
+                                   std::to_string(PartitionLog::kMaxRecordBytes) +
+                                   "): raise segment_bytes or lower rings.batch_size");
   }
   if (seg_ok && cfg.max_payload_bytes + kRecordOverhead > cfg.segment_bytes) {
     issue("engine.max_payload_bytes",

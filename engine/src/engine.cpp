@@ -7,6 +7,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "ringflow/clock.hpp"
 #include "ringflow/detail/membarrier.hpp"
 #include "ringflow/numa_memory.hpp"
 #include "ringflow/topic.hpp"
@@ -27,36 +28,6 @@ const char* state_name(Engine::State s) noexcept {
       return "stopped";
   }
   return "?";
-}
-
-/// Engine-level checks on top of validate(): things only the engine knows.
-void check_engine_limits(const EngineConfig& cfg) {
-  std::vector<ConfigIssue> issues;
-  const auto add = [&](std::string key, std::string msg) {
-    issues.push_back(ConfigIssue{cfg.source, cfg.line_of(key), std::move(key), std::move(msg)});
-  };
-  if (cfg.max_payload_bytes == 0 || cfg.max_payload_bytes > kMaxPayloadBytes) {
-    add("engine.max_payload_bytes", "must be 1.." + std::to_string(kMaxPayloadBytes) +
-                                        " (events travel inline in 256-byte ring slots); "
-                                        "publish a reference to larger data");
-  }
-  if (cfg.shards == 0 || cfg.shards > kMaxShards) {
-    add("shards.count", "must be 1.." + std::to_string(kMaxShards));
-  }
-  if (cfg.partitions > 65535) add("engine.partitions", "must be at most 65535");
-  if (cfg.batch_size == 0) add("rings.batch_size", "must be at least 1");
-  if (cfg.segment_bytes <
-      PartitionLog::kMaxRecordBytes * std::max<std::size_t>(cfg.batch_size, 1)) {
-    add("log.segment_bytes", "must hold one full batch of the largest records (" +
-                                 std::to_string(PartitionLog::kMaxRecordBytes * cfg.batch_size) +
-                                 " bytes for batch_size " + std::to_string(cfg.batch_size) +
-                                 "): raise it or lower rings.batch_size");
-  }
-  if (cfg.retention_bytes < 2 * cfg.segment_bytes) {
-    add("log.retention_bytes", "must be at least two segments (2 * log.segment_bytes = " +
-                                   std::to_string(2 * cfg.segment_bytes) + ")");
-  }
-  if (!issues.empty()) throw ConfigError(std::move(issues));
 }
 
 }  // namespace
@@ -85,9 +56,9 @@ struct Engine::Impl {
   std::vector<std::pmr::memory_resource*> shard_memory;
 
   Impl(EngineConfig c, const Topology& topo) : cfg(std::move(c)) {
-    check_engine_limits(cfg);
     plan = ringflow::plan(cfg, topo);  // validates; throws ConfigError with every problem
     detail::asymmetric_barrier_init();
+    (void)detail::tsc_scale();  // calibrate the clock now, not on the first publish
 
     ctx.partitions = cfg.partitions;
     ctx.shards = cfg.shards;
@@ -111,6 +82,7 @@ struct Engine::Impl {
     lo.segment_bytes = cfg.segment_bytes;
     lo.retention_bytes = cfg.retention_bytes;
     lo.retention_age = cfg.retention_age;
+    lo.preallocate = true;  // no page fault or allocation on the append path, ever
     for (std::uint32_t p = 0; p < cfg.partitions; ++p) {
       logs.push_back(std::make_unique<PartitionLog>(p, lo, shard_memory[p % cfg.shards]));
     }

@@ -66,6 +66,16 @@ PartitionLog::PartitionLog(std::uint32_t partition, Options opts, std::pmr::memo
   segments_.reserve(nseg);
   for (std::size_t i = 0; i < nseg; ++i)
     segments_.push_back(std::make_unique<Segment>());
+  if (opts_.preallocate) {
+    for (auto& seg : segments_) {
+      seg->bytes = static_cast<std::byte*>(mr_->allocate(opts_.segment_bytes, detail::kCacheLine));
+      seg->index = static_cast<std::uint32_t*>(
+          mr_->allocate(index_slots_ * sizeof(std::uint32_t), alignof(std::uint32_t)));
+      // Touch every page now: the first append into a segment must not take page faults.
+      std::memset(seg->bytes, 0, opts_.segment_bytes);
+      std::memset(seg->index, 0, index_slots_ * sizeof(std::uint32_t));
+    }
+  }
 }
 
 PartitionLog::~PartitionLog() {

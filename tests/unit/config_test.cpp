@@ -260,9 +260,14 @@ TEST(ConfigCheck, BatchLargerThanRing) {
              "larger than rings.capacity (64)");
 }
 
-TEST(ConfigCheck, SegmentLargerThanRetention) {
-  expect_one(check("[log]\nsegment_bytes = 1048576\nretention_bytes = 65536\n"),
-             "log.segment_bytes", 2, "larger than log.retention_bytes");
+TEST(ConfigCheck, RetentionUnderTwoSegments) {
+  expect_one(check("[log]\nsegment_bytes = 1048576\nretention_bytes = 1048576\n"),
+             "log.retention_bytes", 3, "fewer than two segments");
+}
+
+TEST(ConfigCheck, SegmentMustHoldABatchOfLargestRecords) {
+  expect_one(check("[rings]\nbatch_size = 256\n[log]\nsegment_bytes = 16384\n"),
+             "log.segment_bytes", 4, "cannot hold one batch");
 }
 
 TEST(ConfigCheck, PayloadTooLargeForSegment) {
@@ -273,7 +278,8 @@ TEST(ConfigCheck, PayloadTooLargeForSegment) {
   cfg.key_lines["engine.max_payload_bytes"] = 4;
   cfg.max_payload_bytes = 100000;
   cfg.segment_bytes = 4096;
-  cfg.retention_bytes = 4096;
+  cfg.retention_bytes = 8192;
+  cfg.batch_size = 1;
   const auto issues = check_config(cfg, two_socket());
   ASSERT_EQ(issues.size(), 2U);
   for (const auto& i : issues) {
@@ -294,8 +300,9 @@ TEST(ConfigCheck, AllProblemsNotJustTheFirst) {
       "[engine]\npartitions = 1\n[shards]\ncount = 2\ncores = [1, 99]\n"
       "[rings]\ncapacity = 100\nbatch_size = 200\n[log]\nsegment_bytes = 8192\n"
       "retention_bytes = 4096\n");
-  // shards > partitions, core 99, capacity not 2^k, batch > capacity, segment > retention.
-  ASSERT_EQ(issues.size(), 5U);
+  // shards > partitions, core 99, capacity not 2^k, batch > capacity, retention under two
+  // segments, segment too small for a batch.
+  ASSERT_EQ(issues.size(), 6U);
   for (const auto& i : issues)
     EXPECT_GT(i.line, 0) << i.to_string();
   try {

@@ -164,3 +164,31 @@ TEST(PartitionLog, AllocatesSegmentsOnlyOnFirstUse) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(PartitionLog, PreallocatedLogNeverAllocatesWhileAppending) {
+  struct Counting : std::pmr::memory_resource {
+    std::size_t allocs = 0;
+    void* do_allocate(std::size_t n, std::size_t a) override {
+      ++allocs;
+      return std::pmr::new_delete_resource()->allocate(n, a);
+    }
+    void do_deallocate(void* p, std::size_t n, std::size_t a) override {
+      std::pmr::new_delete_resource()->deallocate(p, n, a);
+    }
+    bool do_is_equal(const std::pmr::memory_resource& o) const noexcept override {
+      return this == &o;
+    }
+  } mr;
+  auto opts = small(4);
+  opts.preallocate = true;
+  PartitionLog log(0, opts, &mr);
+  EXPECT_EQ(mr.allocs, 8U);  // everything up front
+  for (int i = 0; i < 5000; ++i)
+    append(log, i, "key", std::string(60, 'x'));
+  EXPECT_EQ(mr.allocs, 8U);
+  EXPECT_GT(log.evicted_segments(), 0U);
+}
+
+}  // namespace

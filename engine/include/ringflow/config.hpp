@@ -101,7 +101,7 @@ struct EngineConfig {
 
   // [log]  (the per-partition in-memory event store)
   std::size_t segment_bytes = std::size_t{1} << 20;    ///< one log segment
-  std::size_t retention_bytes = std::size_t{64} << 20; ///< per partition; oldest segments reused
+  std::size_t retention_bytes = std::size_t{8} << 20;  ///< per partition; oldest segments reused
   std::chrono::milliseconds retention_age{0};          ///< 0 = no age limit
 
   // [affinity]

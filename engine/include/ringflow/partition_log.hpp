@@ -65,6 +65,9 @@ class PartitionLog {
     std::size_t segment_bytes = std::size_t{1} << 20;
     std::size_t retention_bytes = std::size_t{8} << 20;
     std::chrono::milliseconds retention_age{0};  ///< 0 = none
+    /// Allocate every segment up front and touch its pages, so appends never page-fault or
+    /// allocate (the engine does this; off, segments are allocated on first use).
+    bool preallocate = false;
   };
 
   /// Throws std::invalid_argument if segment_bytes cannot hold the largest record or
