@@ -28,6 +28,9 @@ struct Row {
   unsigned repeats = 0;
   std::string histogram_csv;  ///< relative to the run folder, "" when none
   std::string note;           ///< e.g. "saturated", control's spinner summary
+  // platform_control rows: the percentiles are the two-core control of platform_control.hpp,
+  // per scheduled send t sent at s: max(s - t, end - s of a worker-core stall covering s);
+  // the note keeps the sender-only lateness and the worker-core spinner's gap statistics.
 };
 
 struct Ratio {
