@@ -174,15 +174,28 @@ Pipeline& Pipeline::add(Stage s) {
   return *this;
 }
 
-std::uint32_t Engine::subscribe(std::string_view pattern, Handler handler) {
+std::uint32_t Engine::subscribe(std::string_view pattern, Handler handler,
+                                const SubscribeOptions& options) {
   std::lock_guard lock(impl_->lifecycle);
   impl_->require(State::created, "subscribe()");
   if (std::string why = check_topic_pattern(pattern); !why.empty()) {
     throw std::invalid_argument("ringflow: cannot subscribe: " + why);
   }
   if (!handler) throw std::invalid_argument("ringflow: cannot subscribe with an empty handler");
-  impl_->subscriptions.push_back(
-      detail::Subscription{std::string(pattern), std::move(handler), {}});
+  if (!options.group.empty()) {
+    for (const auto& other : impl_->subscriptions) {
+      if (other.group == options.group && other.pattern != pattern) {
+        throw std::invalid_argument(
+            "ringflow: consumer group '" + options.group + "' subscribes to '" + other.pattern +
+            "'; every member must use the same pattern (got '" + std::string(pattern) + "')");
+      }
+    }
+  }
+  detail::Subscription sub;
+  sub.pattern = std::string(pattern);
+  sub.handler = std::move(handler);
+  sub.group = options.group;
+  impl_->subscriptions.push_back(std::move(sub));
   return static_cast<std::uint32_t>(impl_->subscriptions.size() - 1);
 }
 
@@ -240,7 +253,17 @@ void Engine::start() {
   m.require(State::created, "start()");
   // Compile subscriptions to topic ids once: dispatch never matches strings.
   m.ctx.topic_count = static_cast<std::uint32_t>(m.topic_names.size());
+  // Consumer groups: number the members of each group in subscription order.
+  std::unordered_map<std::string, std::uint32_t> group_sizes;
+  for (const auto& sub : m.subscriptions) {
+    if (!sub.group.empty()) ++group_sizes[sub.group];
+  }
+  std::unordered_map<std::string, std::uint32_t> next_member;
   for (auto& sub : m.subscriptions) {
+    if (!sub.group.empty()) {
+      sub.group_size = group_sizes[sub.group];
+      sub.member = next_member[sub.group]++;
+    }
     sub.matches.assign(m.topic_names.size(), 0);
     for (std::size_t t = 0; t < m.topic_names.size(); ++t) {
       sub.matches[t] = topic_matches(sub.pattern, m.topic_names[t]) ? 1 : 0;

@@ -290,6 +290,7 @@ void Shard::deliver(std::size_t s, Batch& b) {
   for (std::size_t i = 0; i < b.size; ++i) {
     const WorkItem& w = b.items[i];
     if (!w.live || sub.matches[w.topic] == 0) continue;
+    if (sub.group_size > 1 && w.rec->partition % sub.group_size != sub.member) continue;
     ++calls;
     try {
       const Outcome o = sub.handler(EventView(w.rec, w.payload, w.payload_len, w.topic));

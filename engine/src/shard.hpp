@@ -60,7 +60,10 @@ struct SubscriptionCounters {
 struct Subscription {
   std::string pattern;
   Handler handler;
+  std::string group;
   std::vector<std::uint8_t> matches;  ///< by topic id: 1 when the pattern matches
+  std::uint32_t group_size = 1;       ///< members of its consumer group (1 = no group)
+  std::uint32_t member = 0;  ///< its index in the group: gets partitions p % size == member
 };
 
 /// What a shard needs from its engine (owned by Engine::Impl, outlives every shard).

@@ -508,3 +508,55 @@ TEST(Engine, GraphWorkersRunSubscriptionsInParallelWithoutLosingOrder) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(Engine, ConsumerGroupMembersSharePartitionsEachEventOnceKeysInOrder) {
+  Engine engine(test_config(2));
+  const auto t = engine.add_topic("jobs.created");
+  constexpr int kMembers = 3;
+  std::vector<std::map<std::string, std::uint64_t>> next(kMembers);  // touched by one member
+  std::vector<std::set<std::uint32_t>> partitions(kMembers);
+  std::mutex mu;
+  std::atomic<std::uint64_t> group_total{0}, bad{0}, audit{0};
+  for (int m = 0; m < kMembers; ++m) {
+    engine.subscribe(
+        "jobs.*",
+        [&, m](const EventView& e) {
+          {
+            std::lock_guard lock(mu);
+            partitions[m].insert(e.partition());
+            auto& n = next[m][std::string(e.key())];
+            if (u64_of(e) != n) bad.fetch_add(1);
+            n = u64_of(e) + 1;
+          }
+          group_total.fetch_add(1);
+        },
+        ringflow::SubscribeOptions{"workers"});
+  }
+  engine.subscribe("jobs.>", [&](const EventView&) { audit.fetch_add(1); });  // plain pub-sub
+  EXPECT_THROW(engine.subscribe(
+                   "other.*", [](const EventView&) {}, ringflow::SubscribeOptions{"workers"}),
+               std::invalid_argument);
+  engine.start();
+  auto p = engine.make_producer();
+  constexpr std::uint64_t kPerKey = 200;
+  for (std::uint64_t i = 0; i < kPerKey; ++i) {
+    for (int k = 0; k < 40; ++k)
+      publish_all_ok(p, t, "job" + std::to_string(k), u64_payload(i));
+  }
+  engine.drain();
+  EXPECT_EQ(group_total.load(), kPerKey * 40);  // each event to exactly one member
+  EXPECT_EQ(audit.load(), kPerKey * 40);        // and still to every plain subscription
+  EXPECT_EQ(bad.load(), 0U);
+  std::set<std::uint32_t> all;
+  for (int m = 0; m < kMembers; ++m) {
+    EXPECT_FALSE(partitions[m].empty()) << "member " << m << " got no partition";
+    for (std::uint32_t part : partitions[m]) {
+      EXPECT_EQ(part % kMembers, static_cast<std::uint32_t>(m));
+      EXPECT_TRUE(all.insert(part).second) << "partition " << part << " shared by two members";
+    }
+  }
+}
+
+}  // namespace

@@ -49,6 +49,14 @@ class Topology;
 
 using Handler = std::function<Outcome(const EventView&)>;
 
+struct SubscribeOptions {
+  /// Consumer group. Empty: this subscription gets every matching event (pub-sub). Members of
+  /// one group (same name, same pattern) share the topic's partitions instead: member k of n
+  /// gets the partitions p with p % n == k, so each event reaches one member and each key stays
+  /// in order at its member.
+  std::string group;
+};
+
 /// Totals since start. After drain(), with no faults:
 ///   published(ok) == appended + expired_at_ingest, and
 ///   appended == processed == filtered + stage_failures + (events that reached subscriptions).
@@ -95,16 +103,19 @@ class Engine {
   Pipeline& pipeline();
 
   /// Subscribes a handler to every topic matching `pattern` (NATS wildcards). Before start().
-  /// Throws std::invalid_argument for a bad pattern. Returns the subscription's index.
-  std::uint32_t subscribe(std::string_view pattern, Handler handler);
+  /// Throws std::invalid_argument for a bad pattern, an empty handler, or a consumer group whose
+  /// members differ in pattern. Returns the subscription's index.
+  std::uint32_t subscribe(std::string_view pattern, Handler handler,
+                          const SubscribeOptions& options = {});
   /// Convenience: a handler returning void counts as Outcome::ok().
   template <class F>
   requires std::is_void_v<std::invoke_result_t<F&, const EventView&>> std::uint32_t subscribe(
-      std::string_view pattern, F f) {
+      std::string_view pattern, F f, const SubscribeOptions& options = {}) {
     return subscribe(pattern, Handler([g = std::move(f)](const EventView& e) mutable {
                        g(e);
                        return Outcome::ok();
-                     }));
+                     }),
+                     options);
   }
 
   /// A producer for the calling thread. Throws std::runtime_error when max_producers are in
