@@ -420,6 +420,7 @@ TEST_F(SpscRingLifetime, EveryApiDestroysWhatItConsumes) {
   {
     SpscRing<Counted> ring(4);
     std::vector<Counted> in;
+    in.reserve(4);
     for (int i = 0; i < 4; ++i) {
       in.emplace_back(i);
     }
