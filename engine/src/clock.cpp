@@ -55,7 +55,7 @@ TscScale calibrate() noexcept {
   std::this_thread::sleep_for(std::chrono::milliseconds(10));
   sample(t1, n1);
   if (t1 <= t0 || n1 <= n0) return s;
-  s.mult = static_cast<std::uint64_t>((static_cast<unsigned __int128>(n1 - n0) << 32) / (t1 - t0));
+  s.mult = static_cast<std::uint64_t>((static_cast<uint128>(n1 - n0) << 32) / (t1 - t0));
   s.base_tsc = t1;
   s.base_ns = n1;
 #endif

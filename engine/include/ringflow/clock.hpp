@@ -20,6 +20,8 @@ namespace ringflow {
 
 namespace detail {
 
+__extension__ using uint128 = unsigned __int128;  // GCC/Clang extension; silences -Wpedantic
+
 struct TscScale {
   std::uint64_t base_tsc = 0;
   std::int64_t base_ns = 0;
@@ -41,7 +43,7 @@ const TscScale& tsc_scale() noexcept;
 #if defined(__x86_64__)
   const detail::TscScale& s = detail::tsc_scale();
   if (s.mult != 0) [[likely]] {
-    const auto ticks = static_cast<unsigned __int128>(__rdtsc() - s.base_tsc);
+    const auto ticks = static_cast<detail::uint128>(__rdtsc() - s.base_tsc);
     return s.base_ns + static_cast<std::int64_t>((ticks * s.mult) >> 32);
   }
 #endif
