@@ -4,45 +4,103 @@
 //
 //   ringflow-bench --scenarios bench/scenarios/default.toml --config configs/default.toml
 //                  --out results/my-run [--quick]
+//
+// Tuning (bench/harness/tune.hpp): sweeps batch size, ring capacity, wait strategy and the
+// placements this machine allows around CONFIG and writes the best as <out>/tuned.toml:
+//
+//   ringflow-bench --tune configs/default.toml --objective latency [--out results/tune-latency]
 
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
 #include <exception>
+#include <map>
 #include <string>
 #include <vector>
 
 #include "harness/runner.hpp"
 #include "harness/scenario.hpp"
+#include "harness/tune.hpp"
 
 int main(int argc, char** argv) {
   CLI::App app{
       "ringflow end-to-end benchmark: ringflow vs baselines, open-loop latency and "
-      "throughput, with a platform control row"};
+      "throughput, with a platform control row; or --tune an engine config"};
   std::string scenarios;
   std::string config;
   std::string out;
   bool quick = false;
   bool no_progress = false;
-  app.add_option("--scenarios", scenarios,
-                 "scenario file (TOML), e.g. bench/scenarios/default.toml")
-      ->required()
-      ->check(CLI::ExistingFile);
+  std::string tune;
+  auto objective = ringflow::bench::TuneObjective::latency;
+  auto grid = ringflow::bench::TuneGrid::staged;
+  ringflow::bench::TuneOptions topts;
+  auto* scen_opt = app.add_option("--scenarios", scenarios,
+                                  "scenario file (TOML), e.g. bench/scenarios/default.toml")
+                       ->check(CLI::ExistingFile);
   app.add_option("--config", config, "engine config file for ringflow (TOML)")
       ->check(CLI::ExistingFile);
-  app.add_option("--out", out, "output folder, e.g. results/my-run")->required();
+  app.add_option("--out", out,
+                 "output folder, e.g. results/my-run (--tune: default results/tune-<objective>)");
   app.add_flag("--quick", quick, "~10x shorter runs, 1 repeat (a smoke check, not a measurement)");
   app.add_flag("--no-progress", no_progress, "no live progress line on stderr");
+  auto* tune_opt =
+      app.add_option("--tune", tune,
+                     "tune this engine config (TOML) instead of running scenarios; writes "
+                     "<out>/tuned.toml and <out>/tune.txt")
+          ->check(CLI::ExistingFile)
+          ->excludes(scen_opt);
+  const std::map<std::string, ringflow::bench::TuneObjective> objectives{
+      {"latency", ringflow::bench::TuneObjective::latency},
+      {"throughput", ringflow::bench::TuneObjective::throughput}};
+  app.add_option("--objective", objective,
+                 "--tune: latency (open loop at --tune-rate, rank by p99.9 then p99) or "
+                 "throughput (max events/s)")
+      ->transform(CLI::CheckedTransformer(objectives, CLI::ignore_case))
+      ->needs(tune_opt);
+  const std::map<std::string, ringflow::bench::TuneGrid> grids{
+      {"staged", ringflow::bench::TuneGrid::staged}, {"full", ringflow::bench::TuneGrid::full}};
+  app.add_option("--tune-grid", grid,
+                 "--tune: staged (wait x placement, then batch x capacity; ~1-2 min) or full "
+                 "(every combination; several minutes)")
+      ->transform(CLI::CheckedTransformer(grids, CLI::ignore_case))
+      ->needs(tune_opt);
+  app.add_option("--tune-rate", topts.rate_eps, "--tune latency: offered events/s")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber)
+      ->needs(tune_opt);
+  app.add_option("--tune-window", topts.window_s,
+                 "--tune latency: seconds measured per candidate window")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber)
+      ->needs(tune_opt);
   CLI11_PARSE(app, argc, argv);
 
-  ringflow::bench::RunnerOptions opts;
-  opts.scenarios_file = scenarios;
-  opts.engine_config = config;
-  opts.out_dir = out;
-  opts.quick = quick;
-  opts.progress = !no_progress;
-  opts.command_line.assign(argv, argv + argc);
   try {
+    if (!tune.empty()) {
+      topts.base_config = tune;
+      topts.objective = objective;
+      topts.grid = grid;
+      topts.out_dir =
+          out.empty() ? std::string("results/tune-") +
+                            (objective == ringflow::bench::TuneObjective::latency ? "latency"
+                                                                                  : "throughput")
+                      : out;
+      topts.command_line.assign(argv, argv + argc);
+      return ringflow::bench::run_tune(topts);
+    }
+    if (scenarios.empty() || out.empty()) {
+      std::fprintf(stderr, "ringflow-bench: --scenarios and --out are required (or --tune)\n%s",
+                   app.help().c_str());
+      return 2;
+    }
+    ringflow::bench::RunnerOptions opts;
+    opts.scenarios_file = scenarios;
+    opts.engine_config = config;
+    opts.out_dir = out;
+    opts.quick = quick;
+    opts.progress = !no_progress;
+    opts.command_line.assign(argv, argv + argc);
     return ringflow::bench::run_benchmarks(opts);
   } catch (const ringflow::bench::ScenarioError& e) {
     std::fprintf(stderr, "ringflow-bench: bad scenario file: %s\n", e.what());
