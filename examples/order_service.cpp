@@ -97,6 +97,7 @@ int main(int argc, char** argv) {
   constexpr std::uint64_t kOrdersPerCustomer = 200;
   std::atomic<std::uint64_t> invalid_sent{0};
   std::vector<std::thread> request_threads;
+  request_threads.reserve(kThreads);
   for (int t = 0; t < kThreads; ++t) {
     request_threads.emplace_back([&, t] {
       ringflow::Producer producer = engine.make_producer();
@@ -106,7 +107,7 @@ int main(int argc, char** argv) {
           Order o{};
           o.customer = static_cast<std::uint32_t>(t) * 1000 + c;
           o.order_no = next[c]++;
-          o.amount_cents = (o.customer * 7919 + o.order_no * 104729) % 200'000;
+          o.amount_cents = (std::uint64_t{o.customer} * 7919 + o.order_no * 104729) % 200'000;
           o.checksum = checksum(o);
           const std::string key = "customer-" + std::to_string(o.customer);
           const std::string_view bytes(reinterpret_cast<const char*>(&o), sizeof o);
@@ -133,7 +134,7 @@ int main(int argc, char** argv) {
   const ringflow::EngineStats st = engine.stats();
   engine.stop();
 
-  const std::uint64_t expected = kThreads * kCustomersPerThread * kOrdersPerCustomer;
+  const std::uint64_t expected = std::uint64_t{kThreads} * kCustomersPerThread * kOrdersPerCustomer;
   const std::uint64_t got = large_sink.count.load() + standard_sink.count.load();
   std::printf(
       "orders: %llu published, %llu large, %llu standard, %llu rejected by validate, "

@@ -91,6 +91,7 @@ TEST(Engine, EveryEventExactlyOnceToEachMatchingSubscriberInKeyOrder) {
   constexpr int kProducers = 3;
   const int per_producer = 20000 / kScale;
   std::vector<std::thread> threads;
+  threads.reserve(kProducers);
   for (int p = 0; p < kProducers; ++p) {
     threads.emplace_back([&, p] {
       auto producer = engine.make_producer();
@@ -420,13 +421,15 @@ TEST(Engine, StopUnderLoadLosesNothing) {
   std::atomic<std::uint64_t> accepted{0};
   std::atomic<int> running{0};
   std::vector<std::thread> threads;
+  threads.reserve(kProducers);
   for (int i = 0; i < kProducers; ++i) {
     threads.emplace_back([&, i] {
       auto p = engine.make_producer();
       running.fetch_add(1);
       std::uint64_t ok = 0;
       for (std::uint64_t n = 0;; ++n) {
-        const auto s = p.publish(t, "key" + std::to_string(n % 17 + 100 * i), "payload");
+        const auto s = p.publish(
+            t, "key" + std::to_string(n % 17 + 100 * static_cast<std::uint64_t>(i)), "payload");
         if (s == PublishStatus::ok)
           ++ok;
         else if (s == PublishStatus::stopped)

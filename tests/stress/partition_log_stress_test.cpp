@@ -22,7 +22,8 @@ constexpr std::uint64_t kEvents = 2'000'000;
 TEST(PartitionLogStress, ReadersNeverSeeTornRecordsWhileSegmentsAreReused) {
   ringflow::PartitionLog::Options o;
   o.segment_bytes = 8192;
-  o.retention_bytes = 3 * 8192;  // tiny: segments are reused constantly under the readers
+  o.retention_bytes =
+      std::size_t{3} * 8192;  // tiny: segments are reused constantly under the readers
   o.preallocate = true;
   ringflow::PartitionLog log(7, o);
   std::atomic<bool> done{false};
@@ -35,6 +36,7 @@ TEST(PartitionLogStress, ReadersNeverSeeTornRecordsWhileSegmentsAreReused) {
   constexpr int kReaders = 2;
   std::vector<ReaderResult> results(kReaders);
   std::vector<std::thread> readers;
+  readers.reserve(kReaders);
   for (int r = 0; r < kReaders; ++r) {
     readers.emplace_back([&, r] {
       auto reader = log.reader();
