@@ -254,6 +254,7 @@ const std::vector<KeySpec>& key_specs() {
       uint_key("log.segment_bytes", &E::segment_bytes, std::uint64_t{1} << 40),
       uint_key("log.retention_bytes", &E::retention_bytes, std::uint64_t{1} << 50),
       duration_key("log.retention_age_ms", &E::retention_age),
+      uint_key("retry.capacity", &E::retry_capacity, std::uint64_t{1} << 24),
       bool_key("affinity.pin_threads", &E::pin_threads),
   };
   return specs;
@@ -594,6 +595,7 @@ std::vector<ConfigIssue> check_config(const EngineConfig& cfg, const Topology& t
               "); lower max_payload_bytes or raise segment_bytes to at least " +
               std::to_string(cfg.max_payload_bytes + kRecordOverhead));
   }
+  range("retry.capacity", cfg.retry_capacity, 1, std::uint64_t{1} << 24);
   if (cfg.retention_age.count() < 0) {
     issue("log.retention_age_ms", "must not be negative (0 = no age limit)");
   }

@@ -45,6 +45,8 @@ struct Engine::Impl {
   std::vector<detail::Subscription> subscriptions;
   std::vector<std::string> topic_names;
   std::unordered_map<std::string, std::uint32_t> topic_ids;
+  std::vector<std::uint32_t> dead_letter_of;  ///< by topic: its dead-letter topic (or kNoTopic)
+  std::vector<std::uint8_t> is_dead_letter;   ///< by topic, built at start()
 
   std::unique_ptr<std::unique_ptr<detail::ProducerState>[]> producers;
   std::atomic<std::uint32_t> producer_count{0};
@@ -99,6 +101,7 @@ struct Engine::Impl {
 
   EngineStats stats() const noexcept;
   void drain_rings() const;
+  void drain_retries() const;
 };
 
 Engine::Engine(EngineConfig cfg) : Engine(std::move(cfg), Topology::machine()) {}
@@ -114,25 +117,58 @@ Engine::~Engine() {
   }
 }
 
-TopicId Engine::add_topic(std::string_view name) {
+TopicId Engine::add_topic(std::string_view name, const TopicOptions& options) {
   std::lock_guard lock(impl_->lifecycle);
-  impl_->require(State::created, "add_topic()");
+  Impl& m = *impl_;
+  m.require(State::created, "add_topic()");
   if (std::string why = check_topic_name(name); !why.empty()) {
     throw std::invalid_argument("ringflow: cannot add topic: " + why);
   }
-  if (impl_->topic_ids.contains(std::string(name))) {
+  const std::string dlq_name =
+      options.dead_letter_topic.empty() ? std::string(name) + ".dlq" : options.dead_letter_topic;
+  if (const auto it = m.topic_ids.find(std::string(name)); it != m.topic_ids.end()) {
+    // Registering a dead-letter topic that was created with its topic just returns it.
+    if (m.dead_letter_of[it->second] == detail::kNoTopic && options.dead_letter_topic.empty()) {
+      return TopicId{it->second};
+    }
     throw std::invalid_argument("ringflow: topic '" + std::string(name) +
                                 "' is already registered");
   }
-  if (impl_->topic_names.size() >= impl_->cfg.max_topics) {
-    throw std::length_error("ringflow: cannot add topic '" + std::string(name) + "': max_topics (" +
-                            std::to_string(impl_->cfg.max_topics) +
+  if (std::string why = check_topic_name(dlq_name); !why.empty()) {
+    throw std::invalid_argument("ringflow: cannot add topic '" + std::string(name) +
+                                "': its dead-letter topic is not a valid name: " + why);
+  }
+  const bool new_dlq = !m.topic_ids.contains(dlq_name);
+  if (m.topic_names.size() + (new_dlq ? 2 : 1) > m.cfg.max_topics) {
+    throw std::length_error("ringflow: cannot add topic '" + std::string(name) +
+                            "' (and its dead-letter topic): max_topics (" +
+                            std::to_string(m.cfg.max_topics) +
                             ") reached; raise engine.max_topics");
   }
-  const auto id = static_cast<std::uint32_t>(impl_->topic_names.size());
-  impl_->topic_names.emplace_back(name);
-  impl_->topic_ids.emplace(std::string(name), id);
+  const auto id = static_cast<std::uint32_t>(m.topic_names.size());
+  m.topic_names.emplace_back(name);
+  m.topic_ids.emplace(std::string(name), id);
+  m.dead_letter_of.push_back(detail::kNoTopic);
+  std::uint32_t dlq = 0;
+  if (new_dlq) {
+    dlq = static_cast<std::uint32_t>(m.topic_names.size());
+    m.topic_names.push_back(dlq_name);
+    m.topic_ids.emplace(dlq_name, dlq);
+    m.dead_letter_of.push_back(detail::kNoTopic);  // a dead-letter topic has none itself
+  } else {
+    dlq = m.topic_ids.at(dlq_name);
+  }
+  m.dead_letter_of[id] = dlq;
   return TopicId{id};
+}
+
+TopicId Engine::dead_letter_topic(TopicId topic) const {
+  std::lock_guard lock(impl_->lifecycle);
+  if (topic.value >= impl_->dead_letter_of.size()) {
+    throw std::out_of_range("ringflow: unknown topic id " + std::to_string(topic.value));
+  }
+  const std::uint32_t d = impl_->dead_letter_of[topic.value];
+  return d == detail::kNoTopic ? TopicId{} : TopicId{d};
 }
 
 std::optional<TopicId> Engine::find_topic(std::string_view name) const noexcept {
@@ -191,7 +227,18 @@ std::uint32_t Engine::subscribe(std::string_view pattern, Handler handler,
       }
     }
   }
+  if (options.max_attempts == 0 || options.max_attempts > 65535) {
+    throw std::invalid_argument("ringflow: SubscribeOptions::max_attempts must be 1..65535, got " +
+                                std::to_string(options.max_attempts));
+  }
+  if (options.retry_backoff.count() < 0 || options.retry_backoff_max < options.retry_backoff) {
+    throw std::invalid_argument(
+        "ringflow: SubscribeOptions needs 0 <= retry_backoff <= retry_backoff_max");
+  }
   detail::Subscription sub;
+  sub.max_attempts = options.max_attempts;
+  sub.backoff_ns = options.retry_backoff.count();
+  sub.backoff_max_ns = options.retry_backoff_max.count();
   sub.pattern = std::string(pattern);
   sub.handler = std::move(handler);
   sub.group = options.group;
@@ -253,6 +300,10 @@ void Engine::start() {
   m.require(State::created, "start()");
   // Compile subscriptions to topic ids once: dispatch never matches strings.
   m.ctx.topic_count = static_cast<std::uint32_t>(m.topic_names.size());
+  m.is_dead_letter.assign(m.topic_names.size(), 0);
+  for (std::uint32_t d : m.dead_letter_of) {
+    if (d != detail::kNoTopic) m.is_dead_letter[d] = 1;
+  }
   // Consumer groups: number the members of each group in subscription order.
   std::unordered_map<std::string, std::uint32_t> group_sizes;
   for (const auto& sub : m.subscriptions) {
@@ -265,13 +316,23 @@ void Engine::start() {
       sub.member = next_member[sub.group]++;
     }
     sub.matches.assign(m.topic_names.size(), 0);
+    // A '>' pattern never matches a dead-letter topic: a catch-all subscriber must not consume
+    // its own failures. Name dead-letter topics explicitly ("orders.created.dlq", "*.*.dlq").
+    const bool catch_all = sub.pattern.find('>') != std::string::npos;
     for (std::size_t t = 0; t < m.topic_names.size(); ++t) {
+      if (catch_all && m.is_dead_letter[t] != 0) continue;
       sub.matches[t] = topic_matches(sub.pattern, m.topic_names[t]) ? 1 : 0;
     }
   }
   m.pipeline.frozen_ = true;
-  detail::ShardEnv env{
-      &m.cfg, &m.ctx, &m.pipeline, &m.subscriptions, m.producers.get(), &m.producer_count, &m.logs};
+  detail::ShardEnv env{&m.cfg,
+                       &m.ctx,
+                       &m.pipeline,
+                       &m.subscriptions,
+                       m.producers.get(),
+                       &m.producer_count,
+                       &m.logs,
+                       &m.dead_letter_of};
   for (std::uint32_t s = 0; s < m.cfg.shards; ++s) {
     m.shards.push_back(std::make_unique<detail::Shard>(env, s, m.plan.shards[s],
                                                        m.plan.graph_worker_pus(s), m.plan.pinning));
@@ -284,6 +345,19 @@ void Engine::start() {
   m.ctx.running.store(1, std::memory_order_release);
   m.state = State::running;
   m.state_atomic.store(State::running, std::memory_order_release);
+}
+
+void Engine::Impl::drain_retries() const {
+  // Acquire (in retry_pending()): pairs with the shard's release; handler effects are visible.
+  for (const auto& sh : shards) {
+    for (std::uint32_t spins = 0; sh->retry_pending() != 0; ++spins) {
+      if (spins < 64) {
+        __builtin_ia32_pause();
+      } else {
+        std::this_thread::sleep_for(std::chrono::microseconds(100));
+      }
+    }
+  }
 }
 
 void Engine::Impl::drain_rings() const {
@@ -312,6 +386,8 @@ void Engine::Impl::drain_rings() const {
 void Engine::drain() {
   if (state() != State::running) return;
   impl_->drain_rings();
+  // Retries scheduled by what was just drained; a retry never adds ring events.
+  impl_->drain_retries();
 }
 
 void Engine::stop() {
@@ -335,6 +411,7 @@ void Engine::stop() {
   }
   // 3. Everything accepted is processed, then the workers leave.
   m.drain_rings();
+  m.drain_retries();
   for (auto& sh : m.shards)
     sh->request_exit();
   for (auto& sh : m.shards)
@@ -366,6 +443,10 @@ EngineStats Engine::Impl::stats() const noexcept {
     out.filtered += c.filtered.get();
     out.stage_failures += c.stage_failures.get();
     out.batches += c.batches.get();
+    out.retries += c.retries.get();
+    for (std::size_t r = 0; r < 4; ++r)
+      out.dead_lettered[r] += c.dead_lettered[r].get();
+    out.dead_letter_failures += c.dead_letter_failures.get();
     for (const auto& sc : sh->subscription_counters()) {
       out.deliveries += sc->deliveries.get();
       out.handler_ok += sc->ok.get();
@@ -447,6 +528,49 @@ bool Producer::wait_and_push(detail::EventRing& ring, std::uint32_t shard, const
     (void)w.wait_until(try_once, deadline);
   }
   return pushed;
+}
+
+}  // namespace ringflow
+
+namespace ringflow {
+
+std::size_t Engine::redrive(TopicId dead_letter_topic,
+                            const std::function<bool(const StoredEvent&)>& select,
+                            Producer& producer) {
+  {
+    std::lock_guard lock(impl_->lifecycle);
+    if (dead_letter_topic.value >= impl_->is_dead_letter.size() ||
+        impl_->is_dead_letter[dead_letter_topic.value] == 0) {
+      throw std::invalid_argument(
+          "ringflow: redrive needs a dead-letter topic of a started engine");
+    }
+  }
+  std::size_t count = 0;
+  StoredEvent e;
+  for (std::uint32_t p = 0; p < partitions(); ++p) {
+    PartitionReader r = reader(p);
+    for (ReadStatus st = r.next(e); st != ReadStatus::end; st = r.next(e)) {
+      if (st != ReadStatus::ok || e.topic != dead_letter_topic || !e.dead_letter) continue;
+      if (select && !select(e)) continue;
+      PublishOptions o;
+      o.correlation_id = e.correlation_id;
+      o.causation_id = e.id;
+      o.deadline_ns = 0;  // a redriven event gets a fresh chance
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+      PublishStatus s = PublishStatus::full;
+      while ((s = producer.publish(TopicId{e.dead_letter->origin_topic}, e.key, e.payload, o)) ==
+                 PublishStatus::full &&
+             std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::yield();
+      }
+      if (s != PublishStatus::ok) {
+        throw std::runtime_error("ringflow: redrive stopped after " + std::to_string(count) +
+                                 " events: publish returned " + std::string(to_string(s)));
+      }
+      ++count;
+    }
+  }
+  return count;
 }
 
 }  // namespace ringflow

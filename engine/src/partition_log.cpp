@@ -119,8 +119,9 @@ void PartitionLog::open_segment(std::size_t i) {
 
 const detail::RecordHeader* PartitionLog::append(const detail::RecordHeader& header,
                                                  std::string_view key,
-                                                 std::span<const std::byte> payload) {
-  const std::size_t size = detail::record_size(key.size(), payload.size());
+                                                 std::span<const std::byte> payload,
+                                                 const DeadLetterInfo* dead_letter) {
+  const std::size_t size = detail::record_size(key.size(), payload.size(), dead_letter != nullptr);
   if (!started_) {
     open_segment(0);
     started_ = true;
@@ -139,11 +140,16 @@ const detail::RecordHeader* PartitionLog::append(const detail::RecordHeader& hea
   h.offset = offset;
   h.key_len = static_cast<std::uint8_t>(key.size());
   h.payload_len = static_cast<std::uint16_t>(payload.size());
+  h.flags = dead_letter != nullptr ? detail::kRecordDeadLetter : 0;
   std::memcpy(buf, &h, sizeof h);
   if (!key.empty()) std::memcpy(buf + sizeof h, key.data(), key.size());
   if (!payload.empty()) std::memcpy(buf + sizeof h + key.size(), payload.data(), payload.size());
   const std::size_t tail = sizeof h + key.size() + payload.size();
   std::memset(buf + tail, 0, size - tail);
+  if (dead_letter != nullptr) {
+    std::memcpy(buf + detail::record_size(key.size(), payload.size()), dead_letter,
+                sizeof(DeadLetterInfo));
+  }
 
   std::byte* dst = seg->bytes + seg->used;
   store_words(dst, buf, size);
@@ -198,9 +204,10 @@ bool PartitionReader::copy_record(std::uint64_t offset, StoredEvent& out) const 
     load_words(buf, s.bytes + pos, sizeof(detail::RecordHeader));
     detail::RecordHeader h;
     std::memcpy(&h, buf, sizeof h);
+    const bool is_dead_letter = (h.flags & detail::kRecordDeadLetter) != 0;
     const std::size_t size =
         detail::record_size(std::min<std::size_t>(h.key_len, kMaxKeyBytes),
-                            std::min<std::size_t>(h.payload_len, kMaxPayloadBytes));
+                            std::min<std::size_t>(h.payload_len, kMaxPayloadBytes), is_dead_letter);
     if (pos + size > log.opts_.segment_bytes) return false;
     load_words(buf, s.bytes + pos, size);
     // Acquire fence, then re-read seq: if the writer began a reset while we copied, the copy
@@ -218,6 +225,14 @@ bool PartitionReader::copy_record(std::uint64_t offset, StoredEvent& out) const 
     out.correlation_id = h.correlation_id;
     out.causation_id = h.causation_id;
     out.priority = static_cast<Priority>(h.priority);
+    out.attempt = h.attempt;
+    if (is_dead_letter) {
+      DeadLetterInfo dl;
+      std::memcpy(&dl, buf + detail::record_size(h.key_len, h.payload_len), sizeof dl);
+      out.dead_letter = dl;
+    } else {
+      out.dead_letter.reset();
+    }
     out.key.assign(reinterpret_cast<const char*>(buf + sizeof h), h.key_len);
     const std::byte* p = buf + sizeof h + h.key_len;
     out.payload.assign(p, p + h.payload_len);

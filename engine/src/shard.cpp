@@ -1,6 +1,7 @@
 #include "shard.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <exception>
 
 #include "pinned_arena.hpp"
@@ -13,6 +14,13 @@ namespace {
 inline void cpu_relax() noexcept {
   __builtin_ia32_pause();
 }
+
+/// Copies an error text into a fixed NUL-padded field, truncating.
+void copy_error(char (&dst)[DeadLetterInfo::kErrorBytes], std::string_view text) noexcept {
+  const std::size_t n = std::min(text.size(), sizeof dst - 1);
+  std::memcpy(dst, text.data(), n);
+  std::memset(dst + n, 0, sizeof dst - n);
+}
 }  // namespace
 
 Shard::Shard(ShardEnv env, std::uint32_t id, ThreadPlacement placement,
@@ -21,7 +29,8 @@ Shard::Shard(ShardEnv env, std::uint32_t id, ThreadPlacement placement,
       id_(id),
       placement_(std::move(placement)),
       graph_pus_(std::move(graph_worker_pus)),
-      pin_(pin) {
+      pin_(pin),
+      wheel_(env.cfg->retry_capacity) {
   const std::size_t batch = env_.cfg->batch_size;
   items_.resize(batch);
   scratch_.resize(batch * env_.cfg->max_payload_bytes);
@@ -31,6 +40,9 @@ Shard::Shard(ShardEnv env, std::uint32_t id, ThreadPlacement placement,
   for (std::size_t i = 0; i < env_.subscriptions->size(); ++i) {
     sub_counters_.push_back(std::make_unique<SubscriptionCounters>());
   }
+  failures_.assign(env_.subscriptions->size(), std::vector<Failure>(batch));
+  nfailures_.assign(env_.subscriptions->size(), 0);
+  rng_ ^= (std::uint64_t{id} + 1) * 0xBF58476D1CE4E5B9ULL;
 }
 
 Shard::~Shard() {
@@ -70,30 +82,45 @@ void Shard::run() {
   arena_->execute([this] { build_graph(); });
 
   const WaitStrategyKind wait = env_.cfg->wait_strategy;
-  std::uint32_t idle = 0;
+  std::uint32_t idle_polls = 0;
   for (;;) {
-    if (poll_once() != 0) {
-      idle = 0;
+    std::size_t work = poll_once();
+    if (wheel_.pending() != 0) {
+      work += wheel_.poll(now_ns(), [this](RetryEntry& e) { fire_retry(e); });
+      publish_retry_pending();
+    }
+    if (work != 0) {
+      idle_polls = 0;
       continue;
     }
-    // Acquire: pairs with request_exit(); stop() only asks after every producer is quiet, so
-    // once the rings are empty here they stay empty.
-    if (exit_.load(std::memory_order_acquire) && rings_empty()) break;
+    // Acquire: pairs with request_exit(); stop() only asks after every producer is quiet and
+    // every retry is done, so once the rings are empty here they stay empty.
+    if (exit_.load(std::memory_order_acquire) && idle()) break;
     switch (wait) {
       case WaitStrategyKind::busy_spin:
         cpu_relax();
         break;
       case WaitStrategyKind::spin_yield:
-        if (++idle < 256) {
+        if (++idle_polls < 256) {
           cpu_relax();
         } else {
           std::this_thread::yield();
         }
         break;
-      case WaitStrategyKind::park:
-        env_.ctx->shard_work[id_].wait_until(
-            [this] { return exit_.load(std::memory_order_acquire) || !rings_empty(); });
+      case WaitStrategyKind::park: {
+        const auto ready = [this] {
+          return exit_.load(std::memory_order_acquire) || !rings_empty();
+        };
+        if (wheel_.pending() == 0) {
+          env_.ctx->shard_work[id_].wait_until(ready);
+        } else {  // sleep no longer than the next retry is due
+          const auto due =
+              std::chrono::steady_clock::now() +
+              std::chrono::nanoseconds(std::max<std::int64_t>(0, wheel_.earliest_due() - now_ns()));
+          (void)env_.ctx->shard_work[id_].wait_until(ready, due);
+        }
         break;
+      }
     }
   }
   arena_->execute([this] {
@@ -139,7 +166,19 @@ std::size_t Shard::drain_ring(ProducerState& p, std::uint32_t lane) {
   std::size_t n = 0;
   std::uint64_t expired = 0;
   for (const EventSlot& s : slots) {
-    if (s.deadline_ns != 0 && s.deadline_ns <= ingest) {
+    if (s.deadline_ns != 0 && s.deadline_ns <= ingest) [[unlikely]] {
+      // Never processed: it goes to the topic's dead letters with reason `expired`.
+      RecordHeader h{};
+      h.offset = UINT64_MAX;  // never stored in its own topic
+      h.publish_ns = s.publish_ns;
+      h.deadline_ns = s.deadline_ns;
+      h.correlation_id = s.correlation_id;
+      h.causation_id = s.causation_id;
+      h.topic = s.topic;
+      h.partition = s.partition;
+      h.priority = s.priority;
+      dead_letter(kNoTopic, h, s.key(), s.payload(), 0, DeadLetterReason::expired, "",
+                  "deadline passed before ingest");
       ++expired;
       continue;
     }
@@ -166,7 +205,10 @@ std::size_t Shard::drain_ring(ProducerState& p, std::uint32_t lane) {
   if (env_.ctx->backpressure == BackpressurePolicy::park) env_.ctx->shard_space[id_].notify();
 
   batch_.size = n;
-  if (n != 0) run_pipeline();
+  if (n != 0) {
+    run_pipeline();
+    handle_failures();
+  }
 
   counters_.appended.add(n);
   counters_.processed.add(n);
@@ -292,17 +334,205 @@ void Shard::deliver(std::size_t s, Batch& b) {
     if (!w.live || sub.matches[w.topic] == 0) continue;
     if (sub.group_size > 1 && w.rec->partition % sub.group_size != sub.member) continue;
     ++calls;
+    Failure* f = nullptr;
     try {
       const Outcome o = sub.handler(EventView(w.rec, w.payload, w.payload_len, w.topic));
-      if (o.kind() == Outcome::Kind::ok) ++ok;
+      if (o.kind() == Outcome::Kind::ok) {
+        ++ok;
+        continue;
+      }
+      f = &failures_[s][nfailures_[s]++];
+      f->kind = o.kind();
+      f->delay_ns = o.delay().count();
+      copy_error(f->error, o.kind() == Outcome::Kind::retry ? std::string_view("retry requested")
+                                                            : o.reason());
+    } catch (const std::exception& e) {
+      f = &failures_[s][nfailures_[s]++];
+      f->kind = Outcome::Kind::fail;
+      f->delay_ns = 0;
+      copy_error(f->error, e.what());
     } catch (...) {
-      // Counted as a failed delivery; the worker carries on.
+      f = &failures_[s][nfailures_[s]++];
+      f->kind = Outcome::Kind::fail;
+      f->delay_ns = 0;
+      copy_error(f->error, "unknown exception");
     }
+    f->item = static_cast<std::uint32_t>(i);
   }
   SubscriptionCounters& c = *sub_counters_[s];
   c.deliveries.add(calls);
   c.ok.add(ok);
   c.failures.add(calls - ok);
+}
+
+}  // namespace ringflow::detail
+
+namespace ringflow::detail {
+
+void Shard::publish_retry_pending() noexcept {
+  // Release: drain() acquires it; what the retried handlers did is visible once it reads 0.
+  retry_pending_.store(wheel_.pending(), std::memory_order_release);
+}
+
+std::int64_t Shard::backoff(const Subscription& sub, std::uint32_t attempt) noexcept {
+  // Exponential: backoff_ns * 2^(attempt-1), capped, with +-25 % jitter so that retries of
+  // a burst do not fire in lockstep.
+  std::int64_t d = sub.backoff_ns;
+  for (std::uint32_t i = 1; i < attempt && d < sub.backoff_max_ns; ++i)
+    d *= 2;
+  d = std::min(d, sub.backoff_max_ns);
+  rng_ ^= rng_ << 13;
+  rng_ ^= rng_ >> 7;
+  rng_ ^= rng_ << 17;
+  const std::int64_t span = d / 2;
+  if (span > 0) d += static_cast<std::int64_t>(rng_ % static_cast<std::uint64_t>(span)) - span / 2;
+  return d;
+}
+
+void Shard::handle_failures() {
+  for (std::uint32_t s = 0; s < nfailures_.size(); ++s) {
+    for (std::size_t k = 0; k < nfailures_[s]; ++k) {
+      const Failure& f = failures_[s][k];
+      const WorkItem& w = items_[f.item];
+      const RecordHeader& rec = *w.rec;
+      const auto* key = reinterpret_cast<const char*>(w.rec + 1);
+      const std::span<const std::byte> original(
+          reinterpret_cast<const std::byte*>(key) + rec.key_len, rec.payload_len);
+      on_failure(s, rec, {key, rec.key_len}, original, {w.payload, w.payload_len}, w.topic,
+                 rec.attempt, f, f.error);
+    }
+    nfailures_[s] = 0;
+  }
+  publish_retry_pending();
+}
+
+void Shard::on_failure(std::uint32_t sub, const RecordHeader& rec, std::string_view key,
+                       std::span<const std::byte> original, std::span<const std::byte> payload,
+                       std::uint32_t topic, std::uint32_t attempt, const Failure& f,
+                       const char* first_error) {
+  const Subscription& s = (*env_.subscriptions)[sub];
+  if (f.kind != Outcome::Kind::retry || attempt >= s.max_attempts) {
+    dead_letter(sub, rec, key, original, attempt,
+                f.kind == Outcome::Kind::retry ? DeadLetterReason::retries_exhausted
+                                               : DeadLetterReason::failed,
+                first_error, f.error);
+    return;
+  }
+  RetryEntry* e = wheel_.acquire();
+  if (e == nullptr) {
+    dead_letter(sub, rec, key, original, attempt, DeadLetterReason::retry_overflow, first_error,
+                f.error);
+    return;
+  }
+  e->hdr = rec;
+  e->hdr.attempt = static_cast<std::uint16_t>(attempt + 1);
+  e->hdr.key_len = static_cast<std::uint8_t>(key.size());
+  std::memcpy(e->data, key.data(), key.size());
+  std::memcpy(e->data + key.size(), payload.data(), payload.size());
+  e->payload_len = static_cast<std::uint16_t>(payload.size());
+  std::memcpy(e->original, original.data(), original.size());
+  e->original_len = static_cast<std::uint16_t>(original.size());
+  e->topic = topic;
+  e->subscription = sub;
+  std::memcpy(e->first_error, first_error, sizeof e->first_error);
+  const std::int64_t delay = f.delay_ns > 0 ? f.delay_ns : backoff(s, attempt);
+  e->due_ns = now_ns() + delay;
+  wheel_.schedule(e);
+  counters_.retries.add(1);
+}
+
+void Shard::fire_retry(RetryEntry& e) {
+  const Subscription& sub = (*env_.subscriptions)[e.subscription];
+  const std::span<const std::byte> original(e.original, e.original_len);
+  const std::uint32_t attempt = e.hdr.attempt;
+  Failure f{};
+  f.kind = Outcome::Kind::fail;
+  if (e.hdr.deadline_ns != 0 && e.hdr.deadline_ns <= now_ns()) {
+    copy_error(f.error, "deadline passed before retry");
+    dead_letter(e.subscription, e.hdr, e.key(), original, attempt - 1, DeadLetterReason::expired,
+                e.first_error, f.error);
+    return;
+  }
+  SubscriptionCounters& c = *sub_counters_[e.subscription];
+  c.deliveries.add(1);
+  try {
+    // The view's key sits right after the header, as in the log: RetryEntry keeps that layout.
+    const Outcome o = sub.handler(EventView(&e.hdr, e.payload(), e.payload_len, e.topic));
+    if (o.kind() == Outcome::Kind::ok) {
+      c.ok.add(1);
+      return;
+    }
+    f.kind = o.kind();
+    f.delay_ns = o.delay().count();
+    copy_error(f.error,
+               o.kind() == Outcome::Kind::retry ? std::string_view("retry requested") : o.reason());
+  } catch (const std::exception& ex) {
+    copy_error(f.error, ex.what());
+  } catch (...) {
+    copy_error(f.error, "unknown exception");
+  }
+  c.failures.add(1);
+  on_failure(e.subscription, e.hdr, e.key(), original, {e.payload(), e.payload_len}, e.topic,
+             attempt, f, e.first_error);
+}
+
+void Shard::dead_letter(std::uint32_t sub, const RecordHeader& rec, std::string_view key,
+                        std::span<const std::byte> original, std::uint32_t attempts,
+                        DeadLetterReason reason, const char* first_error, const char* last_error) {
+  counters_.dead_lettered[static_cast<std::size_t>(reason)].add(1);
+  const std::uint32_t dlq =
+      rec.topic < env_.dead_letter_topic->size() ? (*env_.dead_letter_topic)[rec.topic] : kNoTopic;
+  if (dlq == kNoTopic) {
+    // A handler of a dead-letter topic gave up: counted, not re-queued (no DLQ of a DLQ).
+    counters_.dead_letter_failures.add(1);
+    return;
+  }
+  DeadLetterInfo info{};
+  info.origin_offset = rec.offset;
+  info.dead_ns = now_ns();
+  info.origin_topic = rec.topic;
+  info.subscription = sub;
+  info.attempts = attempts;
+  info.reason = reason;
+  copy_error(info.first_error, first_error);
+  copy_error(info.last_error, last_error);
+
+  PartitionLog& log = *(*env_.logs)[rec.partition];
+  RecordHeader h = rec;
+  h.id = (log.end_offset() << 16) | rec.partition;
+  h.ingest_ns = info.dead_ns;
+  // Tracing: a dead letter is caused by the event it reports (or by what caused that one,
+  // when the event was never stored).
+  h.causation_id = rec.offset != UINT64_MAX ? rec.id : rec.causation_id;
+  if (h.correlation_id == 0) h.correlation_id = h.id;
+  h.topic = dlq;
+  h.attempt = static_cast<std::uint16_t>(attempts);
+  const RecordHeader* stored = log.append(h, key, original, &info);
+  deliver_dead_letter(stored);
+}
+
+void Shard::deliver_dead_letter(const RecordHeader* rec) {
+  const auto* payload = reinterpret_cast<const std::byte*>(rec + 1) + rec->key_len;
+  for (std::size_t s = 0; s < env_.subscriptions->size(); ++s) {
+    const Subscription& sub = (*env_.subscriptions)[s];
+    if (sub.matches[rec->topic] == 0) continue;
+    if (sub.group_size > 1 && rec->partition % sub.group_size != sub.member) continue;
+    SubscriptionCounters& c = *sub_counters_[s];
+    c.deliveries.add(1);
+    bool ok = false;
+    try {
+      ok = sub.handler(EventView(rec, payload, rec->payload_len, rec->topic)).kind() ==
+           Outcome::Kind::ok;
+    } catch (...) {
+      ok = false;
+    }
+    if (ok) {
+      c.ok.add(1);
+    } else {
+      c.failures.add(1);
+      counters_.dead_letter_failures.add(1);
+    }
+  }
 }
 
 }  // namespace ringflow::detail

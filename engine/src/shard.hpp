@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "retry_wheel.hpp"
 #include "ringflow/config.hpp"
 #include "ringflow/detail/cache.hpp"
 #include "ringflow/detail/producer_state.hpp"
@@ -51,6 +52,9 @@ struct Counter {
 
 struct ShardCounters {
   Counter appended, expired, processed, filtered, stage_failures, batches;
+  Counter retries;               ///< retries scheduled
+  Counter dead_lettered[4];      ///< by DeadLetterReason
+  Counter dead_letter_failures;  ///< a handler of a dead-letter topic failed (not re-queued)
 };
 struct SubscriptionCounters {
   alignas(kCacheLine) Counter deliveries;
@@ -64,6 +68,21 @@ struct Subscription {
   std::vector<std::uint8_t> matches;  ///< by topic id: 1 when the pattern matches
   std::uint32_t group_size = 1;       ///< members of its consumer group (1 = no group)
   std::uint32_t member = 0;  ///< its index in the group: gets partitions p % size == member
+  std::uint32_t max_attempts = 1;
+  std::int64_t backoff_ns = 0;
+  std::int64_t backoff_max_ns = 0;
+};
+
+/// Per topic: where its dead letters go (kNoTopic for a dead-letter topic itself).
+inline constexpr std::uint32_t kNoTopic = UINT32_MAX;
+
+/// A handler outcome other than ok, noted by the subscription's (serial) node and acted on by
+/// the shard thread after the batch.
+struct Failure {
+  std::uint32_t item;
+  Outcome::Kind kind;
+  std::int64_t delay_ns;
+  char error[DeadLetterInfo::kErrorBytes];
 };
 
 /// What a shard needs from its engine (owned by Engine::Impl, outlives every shard).
@@ -74,7 +93,8 @@ struct ShardEnv {
   std::vector<Subscription>* subscriptions;
   std::unique_ptr<ProducerState>* producers;  ///< max_producers slots
   std::atomic<std::uint32_t>* producer_count;
-  std::vector<std::unique_ptr<PartitionLog>>* logs;  ///< by partition
+  std::vector<std::unique_ptr<PartitionLog>>* logs;     ///< by partition
+  const std::vector<std::uint32_t>* dead_letter_topic;  ///< by topic id
 };
 
 class Shard {
@@ -106,6 +126,22 @@ class Shard {
   void run_stage(const Pipeline::Stage& stage, Batch& b);
   void deliver(std::size_t sub, Batch& b);
   [[nodiscard]] bool rings_empty() const noexcept;
+  [[nodiscard]] bool idle() const noexcept { return rings_empty() && wheel_.pending() == 0; }
+
+  // Delivery semantics: retries on the wheel, dead letters to the topic's DLQ.
+  void handle_failures();
+  void on_failure(std::uint32_t sub, const RecordHeader& rec, std::string_view key,
+                  std::span<const std::byte> original, std::span<const std::byte> payload,
+                  std::uint32_t topic, std::uint32_t attempt, const Failure& f,
+                  const char* first_error);
+  void fire_retry(RetryEntry& e);
+  void dead_letter(std::uint32_t sub, const RecordHeader& rec, std::string_view key,
+                   std::span<const std::byte> original, std::uint32_t attempts,
+                   DeadLetterReason reason, const char* first_error, const char* last_error);
+  /// Runs the handlers of dead-letter subscriptions for one stored dead letter.
+  void deliver_dead_letter(const RecordHeader* rec);
+  void publish_retry_pending() noexcept;
+  std::int64_t backoff(const Subscription& sub, std::uint32_t attempt) noexcept;
 
   ShardEnv env_;
   std::uint32_t id_;
@@ -125,11 +161,24 @@ class Shard {
   std::vector<std::unique_ptr<tbb::flow::graph_node>> nodes_;
   tbb::flow::receiver<Batch*>* head_ = nullptr;
 
+  RetryWheel wheel_;
+  std::vector<std::vector<Failure>> failures_;  ///< per subscription, batch_size each
+  std::vector<std::size_t> nfailures_;
+  std::uint64_t rng_ = 0x9E3779B97F4A7C15ULL;  ///< backoff jitter (xorshift)
+
   ShardCounters counters_;
   std::vector<std::unique_ptr<SubscriptionCounters>> sub_counters_;
   std::int64_t next_retention_check_ns_ = 0;
 
   alignas(kCacheLine) std::atomic<bool> exit_{false};
+  /// Retries still scheduled (drain() waits for 0). Written by the shard thread only.
+  std::atomic<std::uint64_t> retry_pending_{0};
+
+ public:
+  [[nodiscard]] std::uint64_t retry_pending() const noexcept {
+    // Acquire: pairs with publish_retry_pending()'s release; handler effects are visible.
+    return retry_pending_.load(std::memory_order_acquire);
+  }
 };
 
 }  // namespace ringflow::detail

@@ -514,6 +514,12 @@ TEST(Engine, GraphWorkersRunSubscriptionsInParallelWithoutLosingOrder) {
 
 namespace {
 
+ringflow::SubscribeOptions workers_group() {
+  ringflow::SubscribeOptions o;
+  o.group = "workers";
+  return o;
+}
+
 TEST(Engine, ConsumerGroupMembersSharePartitionsEachEventOnceKeysInOrder) {
   Engine engine(test_config(2));
   const auto t = engine.add_topic("jobs.created");
@@ -535,11 +541,11 @@ TEST(Engine, ConsumerGroupMembersSharePartitionsEachEventOnceKeysInOrder) {
           }
           group_total.fetch_add(1);
         },
-        ringflow::SubscribeOptions{"workers"});
+        workers_group());
   }
   engine.subscribe("jobs.>", [&](const EventView&) { audit.fetch_add(1); });  // plain pub-sub
   EXPECT_THROW(engine.subscribe(
-                   "other.*", [](const EventView&) {}, ringflow::SubscribeOptions{"workers"}),
+                   "other.*", [](const EventView&) {}, workers_group()),
                std::invalid_argument);
   engine.start();
   auto p = engine.make_producer();

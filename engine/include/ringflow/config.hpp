@@ -4,8 +4,9 @@
 //
 // Loading and checking:
 //   auto cfg = ringflow::load_config("configs/default.toml");   // throws ConfigError
-//   auto problems = ringflow::check_config(cfg, topology);      // every problem, not just the first
-//   ringflow::validate(cfg, topology);                          // throws the first as ConfigError
+//   auto problems = ringflow::check_config(cfg, topology);      // every problem, not just the
+//   first ringflow::validate(cfg, topology);                          // throws the first as
+//   ConfigError
 // Nothing in ringflow starts on a config that fails validate().
 
 #include <chrono>
@@ -50,10 +51,10 @@ enum class AllocatorKind : std::uint8_t { system, jemalloc };
 
 /// A config that cannot run. what() names the source, line, key and reason and suggests a fix.
 struct ConfigIssue {
-  std::string source;  ///< file name or "<string>" / "<code>"
-  int line = 0;        ///< 1-based; 0 when the problem is not tied to a line
-  std::string key;     ///< dotted key, e.g. "shards.cores"
-  std::string message; ///< reason + suggested fix
+  std::string source;   ///< file name or "<string>" / "<code>"
+  int line = 0;         ///< 1-based; 0 when the problem is not tied to a line
+  std::string key;      ///< dotted key, e.g. "shards.cores"
+  std::string message;  ///< reason + suggested fix
   [[nodiscard]] std::string to_string() const;  ///< "file:line: key: message"
 };
 
@@ -69,16 +70,16 @@ class ConfigError : public std::runtime_error {
 
 struct EngineConfig {
   // [engine]
-  std::uint32_t partitions = 8;          ///< partition = hash(key) % partitions
-  std::uint32_t max_producers = 16;      ///< producers that may exist at once
-  std::size_t max_payload_bytes = 128;   ///< larger payloads get PublishStatus::too_large;
-                                         ///< at most kMaxPayloadBytes (events travel inline)
+  std::uint32_t partitions = 8;         ///< partition = hash(key) % partitions
+  std::uint32_t max_producers = 16;     ///< producers that may exist at once
+  std::size_t max_payload_bytes = 128;  ///< larger payloads get PublishStatus::too_large;
+                                        ///< at most kMaxPayloadBytes (events travel inline)
   std::uint32_t max_topics = 1024;
 
   // [shards]
-  std::uint32_t shards = 1;              ///< shard worker threads; each owns partitions % shards
-  std::vector<int> shard_cores;          ///< empty: the planner chooses; else one core per shard
-  bool exclusive_cores = false;          ///< true: no two pinned roles share a core
+  std::uint32_t shards = 1;      ///< shard worker threads; each owns partitions % shards
+  std::vector<int> shard_cores;  ///< empty: the planner chooses; else one core per shard
+  bool exclusive_cores = false;  ///< true: no two pinned roles share a core
 
   // [graph]
   std::uint32_t graph_workers_per_shard = 0;  ///< extra TBB workers per shard arena (0 = run
@@ -86,10 +87,10 @@ struct EngineConfig {
   std::vector<int> graph_cores;               ///< empty: planner chooses
 
   // [rings]
-  std::size_t ring_capacity = 4096;      ///< slots per producer->shard ring; rounded up to 2^k
-  std::size_t batch_size = 256;          ///< max events a shard drains from one ring per pass
+  std::size_t ring_capacity = 4096;  ///< slots per producer->shard ring; rounded up to 2^k
+  std::size_t batch_size = 256;      ///< max events a shard drains from one ring per pass
   WaitStrategyKind wait_strategy = WaitStrategyKind::spin_yield;
-  std::uint32_t urgent_ratio = 8;        ///< urgent batches drained per normal batch at most
+  std::uint32_t urgent_ratio = 8;  ///< urgent batches drained per normal batch at most
 
   // [backpressure]
   BackpressurePolicy backpressure = BackpressurePolicy::fail_fast;
@@ -104,10 +105,14 @@ struct EngineConfig {
   std::size_t retention_bytes = std::size_t{8} << 20;  ///< per partition; oldest segments reused
   std::chrono::milliseconds retention_age{0};          ///< 0 = no age limit
 
-  // [affinity]
-  bool pin_threads = true;               ///< false: --affinity=off (reported, never silent)
+  // [retry]
+  std::size_t retry_capacity = 4096;  ///< retries a shard can hold scheduled at once; a
+                                      ///< retry beyond it is dead-lettered (retry_overflow)
 
-  std::string source = "<code>";         ///< where this config came from, for messages
+  // [affinity]
+  bool pin_threads = true;  ///< false: --affinity=off (reported, never silent)
+
+  std::string source = "<code>";  ///< where this config came from, for messages
   /// Dotted key (or section name) -> 1-based line in `source`, filled by the parser so that
   /// check_config() can name the line of a bad value. Empty for a config filled in code.
   std::map<std::string, int, std::less<>> key_lines;

@@ -26,6 +26,7 @@
 // graph_workers_per_shard TBB workers in each shard's arena. Handlers and stages run on those
 // threads; a handler must not block for long (it holds up its shard).
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -49,7 +50,20 @@ class Topology;
 
 using Handler = std::function<Outcome(const EventView&)>;
 
+struct TopicOptions {
+  /// Where this topic's dead letters go; empty = "<name>.dlq". Registered with the topic.
+  std::string dead_letter_topic;
+};
+
 struct SubscribeOptions {
+  /// Deliveries per event, the first included: a handler returning Outcome::retry() is called
+  /// again until this many attempts were made, then the event is dead-lettered
+  /// (retries_exhausted). Outcome::fail() or an exception dead-letters at once. 1..65535.
+  std::uint32_t max_attempts = 3;
+  /// Delay before the first retry when the handler gives none; doubles per attempt up to
+  /// retry_backoff_max, with +-25 % jitter. Retries run on the shard's timer wheel.
+  std::chrono::nanoseconds retry_backoff = std::chrono::milliseconds(1);
+  std::chrono::nanoseconds retry_backoff_max = std::chrono::seconds(1);
   /// Consumer group. Empty: this subscription gets every matching event (pub-sub). Members of
   /// one group (same name, same pattern) share the topic's partitions instead: member k of n
   /// gets the partitions p with p % n == k, so each event reaches one member and each key stays
@@ -67,14 +81,24 @@ struct EngineStats {
   std::uint64_t processed = 0;                        ///< events that went through the pipeline
   std::uint64_t filtered = 0;                         ///< dropped by a filter stage
   std::uint64_t stage_failures = 0;                   ///< dropped because a stage threw
-  std::uint64_t deliveries = 0;        ///< handler calls (one per event per matching subscription)
-  std::uint64_t handler_ok = 0;        ///< handler calls that returned ok
-  std::uint64_t handler_failures = 0;  ///< returned fail/retry or threw
-  std::uint64_t evicted_segments = 0;  ///< log segments reused by retention
-  std::uint64_t batches = 0;           ///< shard batches (events/batches = mean batch size)
+  std::uint64_t deliveries = 0;         ///< handler calls (one per event per matching subscription)
+  std::uint64_t handler_ok = 0;         ///< handler calls that returned ok
+  std::uint64_t handler_failures = 0;   ///< returned fail/retry or threw
+  std::uint64_t evicted_segments = 0;   ///< log segments reused by retention
+  std::uint64_t retries = 0;            ///< handler retries scheduled
+  std::uint64_t dead_lettered[4] = {};  ///< by DeadLetterReason (failed, retries_exhausted,
+                                        ///< expired, retry_overflow)
+  std::uint64_t dead_letter_failures = 0;  ///< a dead-letter topic's handler failed (not re-queued)
+  std::uint64_t batches = 0;               ///< shard batches (events/batches = mean batch size)
 
   [[nodiscard]] std::uint64_t published_count(PublishStatus s) const noexcept {
     return published[static_cast<std::size_t>(s)];
+  }
+  [[nodiscard]] std::uint64_t dead_letters(DeadLetterReason r) const noexcept {
+    return dead_lettered[static_cast<std::size_t>(r)];
+  }
+  [[nodiscard]] std::uint64_t dead_letters_total() const noexcept {
+    return dead_lettered[0] + dead_lettered[1] + dead_lettered[2] + dead_lettered[3];
   }
 };
 
@@ -93,7 +117,17 @@ class Engine {
 
   /// Registers a topic. Throws std::invalid_argument for a bad or duplicate name (message says
   /// why), std::length_error past max_topics, std::logic_error once started.
-  TopicId add_topic(std::string_view name);
+  TopicId add_topic(std::string_view name, const TopicOptions& options = {});
+  /// The dead-letter topic of `topic` (invalid TopicId for a dead-letter topic itself).
+  [[nodiscard]] TopicId dead_letter_topic(TopicId topic) const;
+
+  /// Re-publishes chosen dead letters of `dead_letter_topic` to their origin topics through
+  /// `producer` (original key, payload, correlation id; causation = the dead letter). Reads
+  /// every partition's log; `select` (may be empty: all) picks. Waits on `full` up to 1 s per
+  /// event. Returns how many were re-published; the first other status stops it (thrown as
+  /// std::runtime_error naming it).
+  std::size_t redrive(TopicId dead_letter_topic,
+                      const std::function<bool(const StoredEvent&)>& select, Producer& producer);
   /// The id of a registered topic; throws std::out_of_range naming it if unknown.
   [[nodiscard]] TopicId topic(std::string_view name) const;
   [[nodiscard]] std::optional<TopicId> find_topic(std::string_view name) const noexcept;

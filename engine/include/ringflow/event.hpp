@@ -7,6 +7,7 @@
 #include <cstring>
 #include <span>
 #include <string_view>
+#include <type_traits>
 
 #include "ringflow/config.hpp"
 
@@ -50,16 +51,77 @@ struct RecordHeader {
   std::uint64_t causation_id;    ///< 0 = none
   std::uint32_t topic;
   std::uint32_t partition;
-  std::uint32_t attempt;  ///< 1 for the first delivery
+  std::uint16_t attempt;  ///< 1 for the first delivery
+  std::uint8_t flags;     ///< kRecordDeadLetter: a DeadLetterInfo follows the payload
+  std::uint8_t reserved;
   std::uint16_t payload_len;
   std::uint8_t key_len;
   std::uint8_t priority;
 };
 static_assert(sizeof(RecordHeader) == 72, "record header layout is part of the log format");
 
-[[nodiscard]] constexpr std::size_t record_size(std::size_t key_len,
-                                                std::size_t payload_len) noexcept {
-  return (sizeof(RecordHeader) + key_len + payload_len + 7) & ~std::size_t{7};
+inline constexpr std::uint8_t kRecordDeadLetter = 1;
+
+}  // namespace detail
+
+/// Why an event became a dead letter.
+enum class DeadLetterReason : std::uint8_t {
+  failed,             ///< a handler returned Outcome::fail or threw
+  retries_exhausted,  ///< a handler asked for a retry on the last allowed attempt
+  expired,            ///< its deadline passed before it was processed (at ingest or a retry)
+  retry_overflow,     ///< the shard's retry pool was full (retry.capacity): never dropped
+};
+
+constexpr std::string_view to_string(DeadLetterReason r) noexcept {
+  switch (r) {
+    case DeadLetterReason::failed:
+      return "failed";
+    case DeadLetterReason::retries_exhausted:
+      return "retries_exhausted";
+    case DeadLetterReason::expired:
+      return "expired";
+    case DeadLetterReason::retry_overflow:
+      return "retry_overflow";
+  }
+  return "unknown";
+}
+
+/// What a dead letter adds to the original event (stored after its payload in the log).
+struct DeadLetterInfo {
+  static constexpr std::size_t kErrorBytes = 48;
+  std::uint64_t origin_offset;  ///< offset of the original event in its partition
+  std::int64_t dead_ns;         ///< when it was dead-lettered (engine clock)
+  std::uint32_t origin_topic;   ///< the topic it was published to
+  std::uint32_t subscription;   ///< index of the subscription that gave up (UINT32_MAX: none)
+  std::uint32_t attempts;       ///< deliveries made
+  DeadLetterReason reason;
+  std::uint8_t reserved[3];
+  char first_error[kErrorBytes];  ///< NUL-padded, truncated
+  char last_error[kErrorBytes];
+
+  [[nodiscard]] std::string_view first_error_text() const noexcept {
+    return {first_error, ::strnlen(first_error, kErrorBytes)};
+  }
+  [[nodiscard]] std::string_view last_error_text() const noexcept {
+    return {last_error, ::strnlen(last_error, kErrorBytes)};
+  }
+};
+static_assert(sizeof(DeadLetterInfo) == 128);
+static_assert(std::is_trivially_copyable_v<DeadLetterInfo>);
+
+namespace detail {
+
+[[nodiscard]] constexpr std::size_t record_size(std::size_t key_len, std::size_t payload_len,
+                                                bool dead_letter = false) noexcept {
+  return ((sizeof(RecordHeader) + key_len + payload_len + 7) & ~std::size_t{7}) +
+         (dead_letter ? sizeof(DeadLetterInfo) : 0);
+}
+
+/// The DeadLetterInfo of a dead-letter record (8-aligned, after the padded payload).
+[[nodiscard]] inline const DeadLetterInfo* dead_letter_of(const RecordHeader* rec) noexcept {
+  if ((rec->flags & kRecordDeadLetter) == 0) return nullptr;
+  const std::size_t off = record_size(rec->key_len, rec->payload_len);
+  return reinterpret_cast<const DeadLetterInfo*>(reinterpret_cast<const std::byte*>(rec) + off);
 }
 
 }  // namespace detail
@@ -85,6 +147,10 @@ class EventView {
   [[nodiscard]] std::uint64_t correlation_id() const noexcept { return rec_->correlation_id; }
   [[nodiscard]] std::uint64_t causation_id() const noexcept { return rec_->causation_id; }
   [[nodiscard]] std::uint32_t attempt() const noexcept { return rec_->attempt; }
+  /// Non-null for events of a dead-letter topic: why and where the original failed.
+  [[nodiscard]] const DeadLetterInfo* dead_letter() const noexcept {
+    return detail::dead_letter_of(rec_);
+  }
   [[nodiscard]] std::string_view key() const noexcept {
     return {reinterpret_cast<const char*>(rec_ + 1), rec_->key_len};
   }

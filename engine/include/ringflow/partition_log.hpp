@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <memory>
 #include <memory_resource>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -47,6 +48,8 @@ struct StoredEvent {
   std::uint64_t correlation_id = 0;
   std::uint64_t causation_id = 0;
   Priority priority = Priority::normal;
+  std::uint32_t attempt = 0;
+  std::optional<DeadLetterInfo> dead_letter;  ///< set for events of a dead-letter topic
   std::string key;
   std::vector<std::byte> payload;
 };
@@ -84,7 +87,8 @@ class PartitionLog {
   /// record stays valid until its segment is evicted. Allocates only when a segment is used
   /// for the first time.
   const detail::RecordHeader* append(const detail::RecordHeader& header, std::string_view key,
-                                     std::span<const std::byte> payload);
+                                     std::span<const std::byte> payload,
+                                     const DeadLetterInfo* dead_letter = nullptr);
   /// Evicts whole segments whose newest event was ingested before `cutoff_ns`.
   void evict_older_than(std::int64_t cutoff_ns) noexcept;
 
@@ -109,7 +113,7 @@ class PartitionLog {
 
   /// The largest record a segment must hold.
   static constexpr std::size_t kMaxRecordBytes =
-      detail::record_size(kMaxKeyBytes, kMaxPayloadBytes);
+      detail::record_size(kMaxKeyBytes, kMaxPayloadBytes, /*dead_letter=*/true);
 
  private:
   friend class PartitionReader;
