@@ -121,6 +121,12 @@ const detail::RecordHeader* PartitionLog::append(const detail::RecordHeader& hea
                                                  std::string_view key,
                                                  std::span<const std::byte> payload,
                                                  const DeadLetterInfo* dead_letter) {
+  if (key.size() > kMaxKeyBytes || payload.size() > kMaxPayloadBytes) [[unlikely]] {
+    // Always on: a larger record would overrun the staging buffer and the segment's bounds.
+    throw std::length_error("PartitionLog::append: key " + std::to_string(key.size()) +
+                            " / payload " + std::to_string(payload.size()) +
+                            " bytes exceed kMaxKeyBytes / kMaxPayloadBytes");
+  }
   const std::size_t size = detail::record_size(key.size(), payload.size(), dead_letter != nullptr);
   if (!started_) {
     open_segment(0);

@@ -45,6 +45,18 @@ TEST(PartitionLog, RejectsImpossibleSizes) {
   EXPECT_THROW(PartitionLog(0, o), std::invalid_argument);
 }
 
+TEST(PartitionLog, OversizedRecordsAreRefusedNotWrittenPastTheBuffer) {
+  PartitionLog log(0, small(4));
+  EXPECT_THROW(append(log, 1, "k", std::string(ringflow::kMaxPayloadBytes + 1, 'x')),
+               std::length_error);
+  EXPECT_THROW(append(log, 1, std::string(ringflow::kMaxKeyBytes + 1, 'k'), "v"),
+               std::length_error);
+  EXPECT_EQ(log.end_offset(), 0U);
+  EXPECT_NE(append(log, 1, std::string(ringflow::kMaxKeyBytes, 'k'),
+                   std::string(ringflow::kMaxPayloadBytes, 'x')),
+            nullptr);
+}
+
 TEST(PartitionLog, OffsetsAreDenseAndReplayReturnsWhatWasAppended) {
   PartitionLog log(5, small(4));
   EXPECT_EQ(log.end_offset(), 0U);
@@ -121,7 +133,7 @@ TEST(PartitionLog, SeekPastEndAndSeekTime) {
 
 TEST(PartitionLog, AgeRetentionEvictsWholeOldSegments) {
   PartitionLog log(0, small(4));
-  const std::string payload(200, 'p');
+  const std::string payload(160, 'p');
   for (int i = 0; i < 30; ++i)
     append(log, 100, "k", payload);  // several segments at t=100
   for (int i = 0; i < 5; ++i)

@@ -83,9 +83,10 @@ class PartitionLog {
 
   // ---- writer (the owning shard thread only) ----
 
-  /// Appends one event; never fails (evicts the oldest segment when full). The returned
-  /// record stays valid until its segment is evicted. Allocates only when a segment is used
-  /// for the first time.
+  /// Appends one event (evicting the oldest segment when full). Throws std::length_error for
+  /// a key over kMaxKeyBytes or a payload over kMaxPayloadBytes (the engine never passes one). The
+  /// returned record stays valid until its segment is evicted. Allocates only when a segment is
+  /// used for the first time.
   const detail::RecordHeader* append(const detail::RecordHeader& header, std::string_view key,
                                      std::span<const std::byte> payload,
                                      const DeadLetterInfo* dead_letter = nullptr);
