@@ -254,6 +254,8 @@ const std::vector<KeySpec>& key_specs() {
       uint_key("log.segment_bytes", &E::segment_bytes, std::uint64_t{1} << 40),
       uint_key("log.retention_bytes", &E::retention_bytes, std::uint64_t{1} << 50),
       duration_key("log.retention_age_ms", &E::retention_age),
+      uint_key("idempotency.window", &E::idempotency_window, std::uint64_t{1} << 24),
+      duration_key("idempotency.window_ms", &E::idempotency_window_age),
       uint_key("retry.capacity", &E::retry_capacity, std::uint64_t{1} << 24),
       bool_key("affinity.pin_threads", &E::pin_threads),
   };
@@ -596,6 +598,10 @@ std::vector<ConfigIssue> check_config(const EngineConfig& cfg, const Topology& t
               std::to_string(cfg.max_payload_bytes + kRecordOverhead));
   }
   range("retry.capacity", cfg.retry_capacity, 1, std::uint64_t{1} << 24);
+  range("idempotency.window", cfg.idempotency_window, 0, std::uint64_t{1} << 24);
+  if (cfg.idempotency_window_age.count() < 0) {
+    issue("idempotency.window_ms", "must not be negative (0 = no age limit)");
+  }
   if (cfg.retention_age.count() < 0) {
     issue("log.retention_age_ms", "must not be negative (0 = no age limit)");
   }

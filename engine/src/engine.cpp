@@ -444,6 +444,7 @@ EngineStats Engine::Impl::stats() const noexcept {
     out.stage_failures += c.stage_failures.get();
     out.batches += c.batches.get();
     out.retries += c.retries.get();
+    out.duplicates += c.duplicates.get();
     for (std::size_t r = 0; r < 4; ++r)
       out.dead_lettered[r] += c.dead_lettered[r].get();
     out.dead_letter_failures += c.dead_letter_failures.get();

@@ -41,6 +41,15 @@ Shard::Shard(ShardEnv env, std::uint32_t id, ThreadPlacement placement,
     sub_counters_.push_back(std::make_unique<SubscriptionCounters>());
   }
   failures_.assign(env_.subscriptions->size(), std::vector<Failure>(batch));
+  dedup_.resize(env_.logs->size());
+  if (env_.cfg->idempotency_window != 0) {
+    const std::int64_t age =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(env_.cfg->idempotency_window_age)
+            .count();
+    for (std::size_t p = id_; p < dedup_.size(); p += env_.cfg->shards) {
+      dedup_[p] = std::make_unique<DedupWindow>(env_.cfg->idempotency_window, age);
+    }
+  }
   nfailures_.assign(env_.subscriptions->size(), 0);
   rng_ ^= (std::uint64_t{id} + 1) * 0xBF58476D1CE4E5B9ULL;
 }
@@ -165,6 +174,7 @@ std::size_t Shard::drain_ring(ProducerState& p, std::uint32_t lane) {
   const std::int64_t ingest = now_ns();  // one clock read per batch
   std::size_t n = 0;
   std::uint64_t expired = 0;
+  std::uint64_t duplicates = 0;
   for (const EventSlot& s : slots) {
     if (s.deadline_ns != 0 && s.deadline_ns <= ingest) [[unlikely]] {
       // Never processed: it goes to the topic's dead letters with reason `expired`.
@@ -180,6 +190,11 @@ std::size_t Shard::drain_ring(ProducerState& p, std::uint32_t lane) {
       dead_letter(kNoTopic, h, s.key(), s.payload(), 0, DeadLetterReason::expired, "",
                   "deadline passed before ingest");
       ++expired;
+      continue;
+    }
+    if (s.idempotency_key != 0 && dedup_[s.partition] &&
+        dedup_[s.partition]->seen_or_insert(s.idempotency_key, ingest)) {
+      ++duplicates;  // seen in this partition's window: dropped, counted
       continue;
     }
     PartitionLog& log = *(*env_.logs)[s.partition];
@@ -213,6 +228,7 @@ std::size_t Shard::drain_ring(ProducerState& p, std::uint32_t lane) {
   counters_.appended.add(n);
   counters_.processed.add(n);
   counters_.expired.add(expired);
+  counters_.duplicates.add(duplicates);
   counters_.batches.add(1);
   // Release: drain() acquires this; everything the handlers did for these events is visible.
   rp.completed[lane].store(rp.completed[lane].load(std::memory_order_relaxed) + taken,

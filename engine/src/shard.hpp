@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "dedup_window.hpp"
 #include "retry_wheel.hpp"
 #include "ringflow/config.hpp"
 #include "ringflow/detail/cache.hpp"
@@ -53,6 +54,7 @@ struct Counter {
 struct ShardCounters {
   Counter appended, expired, processed, filtered, stage_failures, batches;
   Counter retries;               ///< retries scheduled
+  Counter duplicates;            ///< dropped by the idempotency window
   Counter dead_lettered[4];      ///< by DeadLetterReason
   Counter dead_letter_failures;  ///< a handler of a dead-letter topic failed (not re-queued)
 };
@@ -162,7 +164,8 @@ class Shard {
   tbb::flow::receiver<Batch*>* head_ = nullptr;
 
   RetryWheel wheel_;
-  std::vector<std::vector<Failure>> failures_;  ///< per subscription, batch_size each
+  std::vector<std::unique_ptr<DedupWindow>> dedup_;  ///< by partition (owned ones only)
+  std::vector<std::vector<Failure>> failures_;       ///< per subscription, batch_size each
   std::vector<std::size_t> nfailures_;
   std::uint64_t rng_ = 0x9E3779B97F4A7C15ULL;  ///< backoff jitter (xorshift)
 

@@ -174,9 +174,13 @@ TEST(Delivery, DeadlineCheckedBeforeEachRetry) {
   Engine engine(config());
   const auto t = engine.add_topic("t");
   std::atomic<int> calls{0};
-  engine.subscribe("t", ringflow::Handler([&](const EventView&) {
+  engine.subscribe("t", ringflow::Handler([&](const EventView& e) {
                      calls.fetch_add(1);
-                     return Outcome::retry(20ms);  // beyond the deadline
+                     // Outlive the deadline inside the first attempt, then ask for a retry: the
+                     // retry must find the deadline passed, however fast the machine is.
+                     while (ringflow::now_ns() <= e.deadline_ns())
+                       std::this_thread::yield();
+                     return Outcome::retry();
                    }),
                    fast_retries(10));
   DeadLetterSink dlq;
@@ -184,12 +188,13 @@ TEST(Delivery, DeadlineCheckedBeforeEachRetry) {
   engine.start();
   auto p = engine.make_producer();
   ringflow::PublishOptions o;
-  o.deadline_ns = ringflow::now_ns() + 5'000'000;  // 5 ms
+  o.deadline_ns = ringflow::now_ns() + 200'000'000;  // ample time to reach the handler
   ASSERT_EQ(p.publish(t, "k", "v", o), PublishStatus::ok);
   engine.drain();
   EXPECT_EQ(calls.load(), 1);
   ASSERT_EQ(dlq.size(), 1U);
   EXPECT_EQ(dlq.got[0].info.reason, DeadLetterReason::expired);
+  EXPECT_EQ(dlq.got[0].info.attempts, 1U);
   EXPECT_EQ(dlq.got[0].info.last_error_text(), "deadline passed before retry");
 }
 
@@ -234,7 +239,8 @@ TEST(Delivery, FullRetryPoolDeadLettersInsteadOfDropping) {
   const auto t = engine.add_topic("t");
   std::atomic<int> ok{0};
   engine.subscribe("t", ringflow::Handler([&](const EventView& e) {
-                     if (e.attempt() == 1) return Outcome::retry(5ms);
+                     if (e.attempt() == 1)
+                       return Outcome::retry(200ms);  // holds the pool during the test
                      ok.fetch_add(1);
                      return Outcome::ok();
                    }),
@@ -266,7 +272,8 @@ TEST(Delivery, RetriesDoNotBlockTheirKeyLaterEventsGoFirst) {
       "t", ringflow::Handler([&](const EventView& e) {
         std::lock_guard lock(mu);
         order.push_back(std::string(e.payload_string()) + "@" + std::to_string(e.attempt()));
-        return e.payload_string() == "a" && e.attempt() == 1 ? Outcome::retry(2ms) : Outcome::ok();
+        return e.payload_string() == "a" && e.attempt() == 1 ? Outcome::retry(200ms)
+                                                             : Outcome::ok();
       }),
       fast_retries(3));
   engine.start();
@@ -369,6 +376,47 @@ TEST(Delivery, BadSubscribeOptionsAreRejected) {
   EXPECT_THROW(engine.subscribe(
                    "t", [](const EventView&) {}, o),
                std::invalid_argument);
+}
+
+}  // namespace
+
+namespace {
+
+TEST(Delivery, DuplicateIdempotencyKeysAreDroppedOncePerWindowAndCounted) {
+  auto cfg = config(2);
+  cfg.idempotency_window = 8;
+  Engine engine(cfg);
+  const auto t = engine.add_topic("payments");
+  std::mutex mu;
+  std::vector<std::string> seen;
+  engine.subscribe("payments", [&](const EventView& e) {
+    std::lock_guard lock(mu);
+    seen.emplace_back(e.payload_string());
+  });
+  engine.start();
+  auto p = engine.make_producer();
+  const auto send = [&](std::uint64_t idem, const char* what) {
+    ringflow::PublishOptions o;
+    o.idempotency_key = idem;
+    ASSERT_EQ(p.publish(t, "acct-1", what, o), PublishStatus::ok);  // ok even for a duplicate
+  };
+  send(1, "charge-1");
+  send(1, "charge-1-again");  // duplicate
+  send(2, "charge-2");
+  send(0, "no-key");
+  send(0, "no-key");  // key 0: never deduplicated
+  for (std::uint64_t k = 100; k < 110; ++k)
+    send(k, "filler");  // pushes key 1 out (window 8)
+  send(1, "charge-1-much-later");
+  engine.drain();
+  const auto st = engine.stats();
+  EXPECT_EQ(st.duplicates, 1U);
+  EXPECT_EQ(st.published_count(PublishStatus::ok), 16U);
+  EXPECT_EQ(st.appended, 15U);  // published ok == appended + expired + duplicates
+  std::lock_guard lock(mu);
+  EXPECT_EQ(std::count(seen.begin(), seen.end(), "charge-1-again"), 0);
+  EXPECT_EQ(std::count(seen.begin(), seen.end(), "no-key"), 2);
+  EXPECT_EQ(std::count(seen.begin(), seen.end(), "charge-1-much-later"), 1);
 }
 
 }  // namespace

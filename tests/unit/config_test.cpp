@@ -125,7 +125,7 @@ pin_threads = false
   EXPECT_EQ(c.line_of("shards"), 7);
   EXPECT_TRUE(check_config(c, two_socket()).empty())
       << check_config(c, two_socket()).front().to_string();
-  EXPECT_EQ(ringflow::known_config_keys().size(), 22U);
+  EXPECT_EQ(ringflow::known_config_keys().size(), 24U);
 }
 
 TEST(ConfigParse, SyntaxErrorNamesLine) {
@@ -337,7 +337,7 @@ TEST(ConfigLoad, MissingFileIsAConfigError) {
 TEST(ConfigLoad, ShippedDefaultParsesAndValidatesOnThisMachine) {
   const auto cfg =
       ringflow::load_config(std::filesystem::path(RINGFLOW_SOURCE_DIR) / "configs/default.toml");
-  EXPECT_GE(cfg.key_lines.size(), 22U) << "default.toml should set every key";
+  EXPECT_GE(cfg.key_lines.size(), 24U) << "default.toml should set every key";
   if (Topology::machine().cores().size() < 2) GTEST_SKIP() << "needs >= 2 cores";
   const auto issues = check_config(cfg, Topology::machine());
   EXPECT_TRUE(issues.empty()) << issues.front().to_string();

@@ -105,6 +105,10 @@ struct EngineConfig {
   std::size_t retention_bytes = std::size_t{8} << 20;  ///< per partition; oldest segments reused
   std::chrono::milliseconds retention_age{0};          ///< 0 = no age limit
 
+  // [idempotency]
+  std::size_t idempotency_window = 16384;               ///< keys remembered per partition; 0 = off
+  std::chrono::milliseconds idempotency_window_age{0};  ///< forget older keys; 0 = no age limit
+
   // [retry]
   std::size_t retry_capacity = 4096;  ///< retries a shard can hold scheduled at once; a
                                       ///< retry beyond it is dead-lettered (retry_overflow)

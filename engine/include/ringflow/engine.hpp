@@ -86,6 +86,7 @@ struct EngineStats {
   std::uint64_t handler_failures = 0;   ///< returned fail/retry or threw
   std::uint64_t evicted_segments = 0;   ///< log segments reused by retention
   std::uint64_t retries = 0;            ///< handler retries scheduled
+  std::uint64_t duplicates = 0;         ///< dropped by the idempotency window
   std::uint64_t dead_lettered[4] = {};  ///< by DeadLetterReason (failed, retries_exhausted,
                                         ///< expired, retry_overflow)
   std::uint64_t dead_letter_failures = 0;  ///< a dead-letter topic's handler failed (not re-queued)

@@ -35,6 +35,11 @@ struct PublishOptions {
   std::uint64_t causation_id = 0;
   /// Publish time on the engine clock; 0 = the producer reads the clock.
   std::int64_t timestamp_ns = 0;
+  /// Idempotency key; 0 = none. An event whose key was already seen in its partition within
+  /// the idempotency window (idempotency.window events / idempotency.window_ms) is dropped at
+  /// ingest and counted (EngineStats::duplicates); publish() still returns ok, since it cannot
+  /// know. Subscribers see each key once per window.
+  std::uint64_t idempotency_key = 0;
 };
 
 namespace detail {

@@ -15,7 +15,7 @@ namespace ringflow::detail {
 
 struct alignas(64) EventSlot {
   static constexpr std::size_t kBytes = 256;
-  static constexpr std::size_t kHeaderBytes = 44;
+  static constexpr std::size_t kHeaderBytes = 52;
   static constexpr std::size_t kDataBytes = kBytes - kHeaderBytes;
 
   EventSlot(const PublishOptions& o, std::int64_t ts, std::uint32_t topic_id,
@@ -25,6 +25,7 @@ struct alignas(64) EventSlot {
         deadline_ns(o.deadline_ns),
         correlation_id(o.correlation_id),
         causation_id(o.causation_id),
+        idempotency_key(o.idempotency_key),
         topic(topic_id),
         partition(partition_id),
         payload_len(static_cast<std::uint16_t>(payload.size())),
@@ -46,6 +47,7 @@ struct alignas(64) EventSlot {
   std::int64_t deadline_ns;
   std::uint64_t correlation_id;
   std::uint64_t causation_id;
+  std::uint64_t idempotency_key;
   std::uint32_t topic;
   std::uint32_t partition;
   std::uint16_t payload_len;
