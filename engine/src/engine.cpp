@@ -47,6 +47,21 @@ struct Engine::Impl {
   std::unordered_map<std::string, std::uint32_t> topic_ids;
   std::vector<std::uint32_t> dead_letter_of;  ///< by topic: its dead-letter topic (or kNoTopic)
   std::vector<std::uint8_t> is_dead_letter;   ///< by topic, built at start()
+  std::atomic<std::uint64_t> subscribe_denied{0};  ///< statistic
+
+  /// Compiles a restricted producer's grants to one flag per topic (under `lifecycle`).
+  void compile_grants(detail::ProducerState& st) const {
+    if (!st.restricted) return;
+    st.allowed.assign(topic_names.size(), 0);
+    for (std::size_t t = 0; t < topic_names.size(); ++t) {
+      for (const auto& g : st.publish_grants) {
+        if (topic_matches(g, topic_names[t])) {
+          st.allowed[t] = 1;
+          break;
+        }
+      }
+    }
+  }
 
   std::unique_ptr<std::unique_ptr<detail::ProducerState>[]> producers;
   std::atomic<std::uint32_t> producer_count{0};
@@ -218,6 +233,20 @@ std::uint32_t Engine::subscribe(std::string_view pattern, Handler handler,
     throw std::invalid_argument("ringflow: cannot subscribe: " + why);
   }
   if (!handler) throw std::invalid_argument("ringflow: cannot subscribe with an empty handler");
+  if (options.principal) {
+    const Principal& who = *options.principal;
+    bool covered = false;
+    for (const auto& g : who.subscribe)
+      covered = covered || pattern_covers(g, pattern);
+    if (!covered) {
+      impl_->subscribe_denied.fetch_add(1, std::memory_order_relaxed);  // statistic
+      std::string grants;
+      for (const auto& g : who.subscribe)
+        grants += (grants.empty() ? "" : ", ") + g;
+      throw Unauthorized("ringflow: principal '" + who.name + "' may not subscribe to '" +
+                         std::string(pattern) + "' (its subscribe grants: [" + grants + "])");
+    }
+  }
   if (!options.group.empty()) {
     for (const auto& other : impl_->subscriptions) {
       if (other.group == options.group && other.pattern != pattern) {
@@ -247,6 +276,20 @@ std::uint32_t Engine::subscribe(std::string_view pattern, Handler handler,
 }
 
 Producer Engine::make_producer() {
+  return make_producer_for(nullptr);
+}
+
+Producer Engine::make_producer(const Principal& who) {
+  for (const auto& g : who.publish) {
+    if (std::string why = check_topic_pattern(g); !why.empty()) {
+      throw std::invalid_argument("ringflow: principal '" + who.name +
+                                  "' has a bad publish grant: " + why);
+    }
+  }
+  return make_producer_for(&who);
+}
+
+Producer Engine::make_producer_for(const Principal* who) {
   std::lock_guard lock(impl_->lifecycle);
   Impl& m = *impl_;
   if (m.state == State::stopped) {
@@ -275,6 +318,11 @@ Producer Engine::make_producer() {
     m.producer_count.store(idx + 1, std::memory_order_release);
   }
   m.producer_in_use[idx] = 1;
+  detail::ProducerState& st = *m.producers[idx];
+  st.restricted = who != nullptr;
+  st.publish_grants = who != nullptr ? who->publish : std::vector<std::string>{};
+  st.allowed.clear();
+  if (m.state == State::running) m.compile_grants(st);  // else start() compiles it
   // A new owner thread may claim it (debug role checks). The shard re-claims the consumer
   // sides on its next poll; the lock orders this hand-over after the previous owner's last use.
   m.producers[idx]->role.reset();
@@ -325,6 +373,9 @@ void Engine::start() {
     }
   }
   m.pipeline.frozen_ = true;
+  for (std::uint32_t p = 0; p < m.producer_count.load(std::memory_order_relaxed); ++p) {
+    m.compile_grants(*m.producers[p]);  // producers made before start(); topics are final now
+  }
   detail::ShardEnv env{&m.cfg,
                        &m.ctx,
                        &m.pipeline,
@@ -456,6 +507,7 @@ EngineStats Engine::Impl::stats() const noexcept {
   }
   for (const auto& l : logs)
     out.evicted_segments += l->evicted_segments();
+  out.subscribe_denied = subscribe_denied.load(std::memory_order_relaxed);  // statistic
   return out;
 }
 

@@ -78,4 +78,23 @@ bool topic_matches(std::string_view pattern, std::string_view name) noexcept {
   }
 }
 
+bool pattern_covers(std::string_view grant, std::string_view pattern) noexcept {
+  std::size_t g = 0;
+  std::size_t p = 0;
+  for (;;) {
+    const std::size_t gd = grant.find('.', g);
+    const std::size_t pd = pattern.find('.', p);
+    const std::string_view gseg = grant.substr(g, gd == std::string_view::npos ? gd : gd - g);
+    const std::string_view pseg = pattern.substr(p, pd == std::string_view::npos ? pd : pd - p);
+    if (gseg == ">") return true;   // covers one or more remaining segments, whatever they are
+    if (pseg == ">") return false;  // the pattern reaches further than a single-segment grant
+    if (gseg != "*" && gseg != pseg) return false;  // '*' covers any one segment (and '*')
+    const bool glast = gd == std::string_view::npos;
+    const bool plast = pd == std::string_view::npos;
+    if (glast || plast) return glast && plast;
+    g = gd + 1;
+    p = pd + 1;
+  }
+}
+
 }  // namespace ringflow

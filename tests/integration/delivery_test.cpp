@@ -420,3 +420,81 @@ TEST(Delivery, DuplicateIdempotencyKeysAreDroppedOncePerWindowAndCounted) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(Delivery, AccessControlRestrictsPublishAndSubscribeByPrincipal) {
+  Engine engine(config());
+  const auto orders = engine.add_topic("orders.created");
+  const auto payments = engine.add_topic("payments.charged");
+  const ringflow::Principal billing{"billing", {"payments.>"}, {"orders.*"}};
+  auto restricted = engine.make_producer(billing);  // made before start: compiled at start()
+  std::atomic<int> got{0};
+  ringflow::SubscribeOptions as_billing;
+  as_billing.principal = billing;
+  engine.subscribe(
+      "orders.created", [&](const EventView&) { got.fetch_add(1); }, as_billing);
+  try {
+    engine.subscribe(
+        "payments.>", [](const EventView&) {}, as_billing);
+    FAIL() << "subscribing outside the grant was accepted";
+  } catch (const ringflow::Unauthorized& e) {
+    EXPECT_NE(std::string(e.what()).find("billing"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("payments.>"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW((void)engine.make_producer(ringflow::Principal{"bad", {"a..b"}, {}}),
+               std::invalid_argument);
+  engine.start();
+  auto free_producer = engine.make_producer();
+  auto late = engine.make_producer(billing);  // made while running: compiled at once
+
+  EXPECT_EQ(restricted.publish(orders, "k", "v"), PublishStatus::unauthorized);
+  EXPECT_EQ(restricted.publish(payments, "k", "v"), PublishStatus::ok);
+  EXPECT_EQ(late.publish(orders, "k", "v"), PublishStatus::unauthorized);
+  EXPECT_EQ(late.publish(payments, "k", "v"), PublishStatus::ok);
+  EXPECT_EQ(free_producer.publish(orders, "k", "v"), PublishStatus::ok);
+  engine.drain();
+  EXPECT_EQ(got.load(), 1);
+  const auto st = engine.stats();
+  EXPECT_EQ(st.published_count(PublishStatus::unauthorized), 2U);
+  EXPECT_EQ(st.subscribe_denied, 1U);
+  EXPECT_EQ(restricted.stats().count(PublishStatus::unauthorized), 1U);
+}
+
+TEST(Delivery, HandlersPublishFollowUpsCarryingCorrelationAndCausation) {
+  Engine engine(config());
+  const auto placed = engine.add_topic("orders.placed");
+  const auto reserved = engine.add_topic("stock.reserved");
+  ringflow::Producer follow_up = engine.make_producer();  // used only on the shard thread
+  std::mutex mu;
+  std::uint64_t placed_id = 0;
+  std::uint64_t reserved_corr = 0;
+  std::uint64_t reserved_cause = 0;
+  engine.subscribe("orders.placed", ringflow::Handler([&](const EventView& e) {
+                     {
+                       std::lock_guard lock(mu);
+                       placed_id = e.id();
+                     }
+                     const auto s =
+                         follow_up.publish(reserved, e.key(), "sku-1", ringflow::caused_by(e));
+                     return s == PublishStatus::ok ? Outcome::ok() : Outcome::retry();
+                   }));
+  engine.subscribe("stock.reserved", [&](const EventView& e) {
+    std::lock_guard lock(mu);
+    reserved_corr = e.correlation_id();
+    reserved_cause = e.causation_id();
+  });
+  engine.start();
+  auto p = engine.make_producer();
+  ringflow::PublishOptions o;
+  o.correlation_id = 4242;
+  ASSERT_EQ(p.publish(placed, "order-1", "o", o), PublishStatus::ok);
+  engine.drain();  // the follow-up was published during the first drain's processing
+  engine.drain();
+  std::lock_guard lock(mu);
+  EXPECT_EQ(reserved_corr, 4242U);
+  EXPECT_EQ(reserved_cause, placed_id);
+  EXPECT_NE(placed_id, 0U);
+}
+
+}  // namespace

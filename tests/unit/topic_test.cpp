@@ -74,3 +74,24 @@ TEST(TopicPattern, MatchesWithNatsSemantics) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(TopicPattern, CoverageForGrants) {
+  using ringflow::pattern_covers;
+  EXPECT_TRUE(pattern_covers("orders.>", "orders.created"));
+  EXPECT_TRUE(pattern_covers("orders.>", "orders.*"));
+  EXPECT_TRUE(pattern_covers("orders.>", "orders.eu.>"));
+  EXPECT_TRUE(pattern_covers(">", "anything.at.all"));
+  EXPECT_TRUE(pattern_covers("orders.*", "orders.created"));
+  EXPECT_TRUE(pattern_covers("orders.*", "orders.*"));
+  EXPECT_FALSE(pattern_covers("orders.*", "orders.>"));
+  EXPECT_FALSE(pattern_covers("orders.*", "orders.eu.created"));
+  EXPECT_FALSE(pattern_covers("orders.created", "orders.*"));
+  EXPECT_FALSE(pattern_covers("orders.>", "orders"));
+  EXPECT_FALSE(pattern_covers("orders.>", "payments.created"));
+  EXPECT_TRUE(pattern_covers("*.created", "orders.created"));
+  EXPECT_FALSE(pattern_covers("*.created", "orders.updated"));
+}
+
+}  // namespace

@@ -35,6 +35,7 @@
 #include <string_view>
 #include <type_traits>
 
+#include "ringflow/access.hpp"
 #include "ringflow/config.hpp"
 #include "ringflow/event.hpp"
 #include "ringflow/outcome.hpp"
@@ -64,6 +65,9 @@ struct SubscribeOptions {
   /// retry_backoff_max, with +-25 % jitter. Retries run on the shard's timer wheel.
   std::chrono::nanoseconds retry_backoff = std::chrono::milliseconds(1);
   std::chrono::nanoseconds retry_backoff_max = std::chrono::seconds(1);
+  /// Subscribe on behalf of this principal: the pattern must lie within one of its
+  /// `subscribe` grants, else subscribe() throws Unauthorized (counted).
+  std::optional<Principal> principal;
   /// Consumer group. Empty: this subscription gets every matching event (pub-sub). Members of
   /// one group (same name, same pattern) share the topic's partitions instead: member k of n
   /// gets the partitions p with p % n == k, so each event reaches one member and each key stays
@@ -87,6 +91,7 @@ struct EngineStats {
   std::uint64_t evicted_segments = 0;   ///< log segments reused by retention
   std::uint64_t retries = 0;            ///< handler retries scheduled
   std::uint64_t duplicates = 0;         ///< dropped by the idempotency window
+  std::uint64_t subscribe_denied = 0;   ///< subscribe() calls refused by access control
   std::uint64_t dead_lettered[4] = {};  ///< by DeadLetterReason (failed, retries_exhausted,
                                         ///< expired, retry_overflow)
   std::uint64_t dead_letter_failures = 0;  ///< a dead-letter topic's handler failed (not re-queued)
@@ -156,6 +161,9 @@ class Engine {
   /// A producer for the calling thread. Throws std::runtime_error when max_producers are in
   /// use, std::logic_error once stopped. Off the hot path: allocates its rings.
   [[nodiscard]] Producer make_producer();
+  /// A producer that may publish only to topics matching `who.publish` (else `unauthorized`,
+  /// counted). Throws std::invalid_argument for a bad grant pattern.
+  [[nodiscard]] Producer make_producer(const Principal& who);
 
   void start();
   void drain();
@@ -177,6 +185,7 @@ class Engine {
  private:
   friend class Producer;
   void release_producer(detail::ProducerState* s) noexcept;
+  Producer make_producer_for(const Principal* who);
 
   std::unique_ptr<Impl> impl_;
 };

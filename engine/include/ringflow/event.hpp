@@ -173,6 +173,16 @@ class EventView {
   std::uint32_t topic_ = 0;
 };
 
+/// Options for an event caused by `cause` (a handler publishing a follow-up, a saga step):
+/// the correlation id is carried over and the causation id is the cause's id, so the chain
+/// order -> reservation -> payment -> compensation can be followed through the logs.
+[[nodiscard]] inline PublishOptions caused_by(const EventView& cause) noexcept {
+  PublishOptions o;
+  o.correlation_id = cause.correlation_id();
+  o.causation_id = cause.id();
+  return o;
+}
+
 /// A mutable event, handed to map stages. The stored (logged) event never changes: a new
 /// payload lives in a per-event scratch buffer for the rest of the pipeline.
 class Event : public EventView {

@@ -90,8 +90,12 @@ inline PublishStatus Producer::publish(TopicId topic, std::string_view key,
   if (ctx.running.load(std::memory_order_acquire) == 0) [[unlikely]] {
     return reject(PublishStatus::stopped);
   }
-  if (topic.value >= ctx.topic_count) [[unlikely]]
+  if (topic.value >= ctx.topic_count) [[unlikely]] {
     return reject(PublishStatus::unknown_topic);
+  }
+  if (s.restricted && s.allowed[topic.value] == 0) [[unlikely]] {
+    return reject(PublishStatus::unauthorized);
+  }
   if (key.size() > kMaxKeyBytes || payload.size() > ctx.max_payload) [[unlikely]] {
     return reject(PublishStatus::too_large);
   }

@@ -1,6 +1,7 @@
 #pragma once
 // Everything of ringflow's public API.
 
+#include "ringflow/access.hpp"
 #include "ringflow/clock.hpp"
 #include "ringflow/config.hpp"
 #include "ringflow/engine.hpp"

@@ -26,5 +26,9 @@ inline constexpr std::size_t kMaxTopicSegmentBytes = 64;
 [[nodiscard]] std::string check_topic_pattern(std::string_view pattern);
 /// Whether a valid `pattern` matches a valid topic `name`.
 [[nodiscard]] bool topic_matches(std::string_view pattern, std::string_view name) noexcept;
+/// Whether every topic `pattern` can match is also matched by `grant` (both valid patterns):
+/// "orders.>" covers "orders.*" and "orders.eu.>"; "orders.*" covers "orders.created" but not
+/// "orders.>".
+[[nodiscard]] bool pattern_covers(std::string_view grant, std::string_view pattern) noexcept;
 
 }  // namespace ringflow

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <memory>
 #include <memory_resource>
+#include <string>
 #include <vector>
 
 #include "ringflow/config.hpp"
@@ -79,6 +80,12 @@ struct ProducerState {
   /// 1 while a publish() is between its `running` check and its ring push (see membarrier.hpp).
   alignas(kCacheLine) std::atomic<std::uint32_t> active{0};
   [[no_unique_address]] RoleCheck role;
+  /// Access control: when restricted, allowed[topic] != 0 for the topics its principal may
+  /// publish to. Written before the producer is handed out or before start() (both ordered by
+  /// the engine's lock and start()'s release of `running`).
+  bool restricted = false;
+  std::vector<std::uint8_t> allowed;
+  std::vector<std::string> publish_grants;
   ProducerCounters counters;
   /// Events pushed per (shard, lane), written by the producer after each successful push
   /// (release: pairs with drain()'s acquire, so a drain that sees the count sees the event).
