@@ -199,7 +199,7 @@ std::size_t Shard::drain_ring(ProducerState& p, std::uint32_t lane) {
     }
     PartitionLog& log = *(*env_.logs)[s.partition];
     RecordHeader h{};
-    h.id = (log.end_offset() << 16) | s.partition;
+    h.id = make_event_id(log.end_offset(), s.partition);
     h.publish_ns = s.publish_ns;
     h.ingest_ns = ingest;
     h.deadline_ns = s.deadline_ns;
@@ -515,7 +515,7 @@ void Shard::dead_letter(std::uint32_t sub, const RecordHeader& rec, std::string_
 
   PartitionLog& log = *(*env_.logs)[rec.partition];
   RecordHeader h = rec;
-  h.id = (log.end_offset() << 16) | rec.partition;
+  h.id = make_event_id(log.end_offset(), rec.partition);
   h.ingest_ns = info.dead_ns;
   // Tracing: a dead letter is caused by the event it reports (or by what caused that one,
   // when the event was never stored).

@@ -48,7 +48,7 @@ namespace detail {
 /// Fields are written once by the shard thread before the record is published.
 struct RecordHeader {
   std::uint64_t offset;          ///< dense, monotonic per partition
-  std::uint64_t id;              ///< unique per engine: (offset << 16) | partition
+  std::uint64_t id;              ///< unique per engine, never 0: make_event_id()
   std::int64_t publish_ns;       ///< producer's clock at publish
   std::int64_t ingest_ns;        ///< shard's clock when appended (monotonic per partition)
   std::int64_t deadline_ns;      ///< 0 = none
@@ -66,6 +66,13 @@ struct RecordHeader {
 static_assert(sizeof(RecordHeader) == 72, "record header layout is part of the log format");
 
 inline constexpr std::uint8_t kRecordDeadLetter = 1;
+
+/// Event ids: ((offset + 1) << 16) | partition. Unique per engine (partitions < 65536), never 0
+/// (0 means "none" in causation ids), and the partition and offset can be read back from it.
+[[nodiscard]] constexpr std::uint64_t make_event_id(std::uint64_t offset,
+                                                    std::uint32_t partition) noexcept {
+  return ((offset + 1) << 16) | partition;
+}
 
 }  // namespace detail
 
