@@ -114,7 +114,7 @@ struct Engine::Impl {
     }
   }
 
-  EngineStats stats() const noexcept;
+  EngineStats stats() const;
   void drain_rings() const;
   void drain_retries() const;
 };
@@ -475,8 +475,37 @@ Engine::State Engine::state() const noexcept {
   return impl_->state_atomic.load(std::memory_order_acquire);
 }
 
-EngineStats Engine::Impl::stats() const noexcept {
+EngineStats Engine::Impl::stats() const {
   EngineStats out;
+  // Acquire: pairs with start()'s release; topic and subscription lists are final then.
+  if (shards_ready.load(std::memory_order_acquire)) {
+    out.topics.resize(topic_names.size());
+    for (std::size_t t = 0; t < topic_names.size(); ++t)
+      out.topics[t].name = topic_names[t];
+    out.subscriptions.resize(subscriptions.size());
+    for (std::size_t s = 0; s < subscriptions.size(); ++s) {
+      out.subscriptions[s].pattern = subscriptions[s].pattern;
+      out.subscriptions[s].group = subscriptions[s].group;
+    }
+    for (const auto& sh : shards) {
+      const auto& tcs = sh->topic_counters();
+      for (std::size_t t = 0; t < tcs.size() && t < out.topics.size(); ++t) {
+        out.topics[t].accepted += tcs[t].accepted.get();
+        out.topics[t].appended += tcs[t].appended.get();
+        out.topics[t].expired += tcs[t].expired.get();
+        out.topics[t].duplicates += tcs[t].duplicates.get();
+        out.topics[t].dead_lettered += tcs[t].dead_lettered.get();
+      }
+      const auto& scs = sh->subscription_counters();
+      for (std::size_t s = 0; s < scs.size(); ++s) {
+        SubscriptionStats& o = out.subscriptions[s];
+        o.first_deliveries += scs[s]->deliveries.get() - scs[s]->retried.get();
+        o.retries += scs[s]->retried.get();
+        o.ok += scs[s]->ok.get();
+        o.dead_lettered += scs[s]->dead_lettered.get();
+      }
+    }
+  }
   const std::uint32_t n = producer_count.load(std::memory_order_acquire);
   for (std::uint32_t p = 0; p < n; ++p) {
     for (std::size_t i = 0; i < kPublishStatusCount; ++i) {
@@ -511,7 +540,7 @@ EngineStats Engine::Impl::stats() const noexcept {
   return out;
 }
 
-EngineStats Engine::stats() const noexcept {
+EngineStats Engine::stats() const {
   return impl_->stats();
 }
 

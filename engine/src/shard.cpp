@@ -41,6 +41,7 @@ Shard::Shard(ShardEnv env, std::uint32_t id, ThreadPlacement placement,
     sub_counters_.push_back(std::make_unique<SubscriptionCounters>());
   }
   failures_.assign(env_.subscriptions->size(), std::vector<Failure>(batch));
+  topic_counters_ = std::vector<TopicCounters>(env_.dead_letter_topic->size());
   dedup_.resize(env_.logs->size());
   if (env_.cfg->idempotency_window != 0) {
     const std::int64_t age =
@@ -176,7 +177,10 @@ std::size_t Shard::drain_ring(ProducerState& p, std::uint32_t lane) {
   std::uint64_t expired = 0;
   std::uint64_t duplicates = 0;
   for (const EventSlot& s : slots) {
+    TopicCounters& tc = topic_counters_[s.topic];
+    tc.accepted.add(1);
     if (s.deadline_ns != 0 && s.deadline_ns <= ingest) [[unlikely]] {
+      tc.expired.add(1);
       // Never processed: it goes to the topic's dead letters with reason `expired`.
       RecordHeader h{};
       h.offset = UINT64_MAX;  // never stored in its own topic
@@ -195,6 +199,7 @@ std::size_t Shard::drain_ring(ProducerState& p, std::uint32_t lane) {
     if (s.idempotency_key != 0 && dedup_[s.partition] &&
         dedup_[s.partition]->seen_or_insert(s.idempotency_key, ingest)) {
       ++duplicates;  // seen in this partition's window: dropped, counted
+      tc.duplicates.add(1);
       continue;
     }
     PartitionLog& log = *(*env_.logs)[s.partition];
@@ -210,6 +215,7 @@ std::size_t Shard::drain_ring(ProducerState& p, std::uint32_t lane) {
     h.attempt = 1;
     h.priority = s.priority;
     const RecordHeader* rec = log.append(h, s.key(), s.payload());
+    tc.appended.add(1);
     items_[n++] = WorkItem{rec, reinterpret_cast<const std::byte*>(rec + 1) + rec->key_len,
                            rec->payload_len, rec->topic, true};
   }
@@ -471,6 +477,7 @@ void Shard::fire_retry(RetryEntry& e) {
   }
   SubscriptionCounters& c = *sub_counters_[e.subscription];
   c.deliveries.add(1);
+  c.retried.add(1);
   try {
     // The view's key sits right after the header, as in the log: RetryEntry keeps that layout.
     const Outcome o = sub.handler(EventView(&e.hdr, e.payload(), e.payload_len, e.topic));
@@ -496,6 +503,8 @@ void Shard::dead_letter(std::uint32_t sub, const RecordHeader& rec, std::string_
                         std::span<const std::byte> original, std::uint32_t attempts,
                         DeadLetterReason reason, const char* first_error, const char* last_error) {
   counters_.dead_lettered[static_cast<std::size_t>(reason)].add(1);
+  if (rec.topic < topic_counters_.size()) topic_counters_[rec.topic].dead_lettered.add(1);
+  if (sub < sub_counters_.size()) sub_counters_[sub]->dead_lettered.add(1);
   const std::uint32_t dlq =
       rec.topic < env_.dead_letter_topic->size() ? (*env_.dead_letter_topic)[rec.topic] : kNoTopic;
   if (dlq == kNoTopic) {

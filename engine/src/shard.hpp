@@ -59,8 +59,15 @@ struct ShardCounters {
   Counter dead_letter_failures;  ///< a handler of a dead-letter topic failed (not re-queued)
 };
 struct SubscriptionCounters {
-  alignas(kCacheLine) Counter deliveries;
-  Counter ok, failures;
+  alignas(kCacheLine) Counter deliveries;  ///< handler calls, retries included
+  Counter ok, failures;                    ///< calls that returned ok / did not
+  Counter retried;                         ///< calls that were retries
+  Counter dead_lettered;                   ///< events this subscription gave up on
+};
+
+/// Per topic, written by the shard thread only.
+struct TopicCounters {
+  Counter accepted, appended, expired, duplicates, dead_lettered;
 };
 
 struct Subscription {
@@ -118,6 +125,9 @@ class Shard {
     return sub_counters_;
   }
   [[nodiscard]] const std::string& pin_note() const noexcept { return pin_note_; }
+  [[nodiscard]] const std::vector<TopicCounters>& topic_counters() const noexcept {
+    return topic_counters_;
+  }
 
  private:
   void run();
@@ -170,6 +180,7 @@ class Shard {
   std::uint64_t rng_ = 0x9E3779B97F4A7C15ULL;  ///< backoff jitter (xorshift)
 
   ShardCounters counters_;
+  std::vector<TopicCounters> topic_counters_;  ///< by topic id
   std::vector<std::unique_ptr<SubscriptionCounters>> sub_counters_;
   std::int64_t next_retention_check_ns_ = 0;
 

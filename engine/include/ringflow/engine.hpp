@@ -34,6 +34,7 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <vector>
 
 #include "ringflow/access.hpp"
 #include "ringflow/config.hpp"
@@ -75,6 +76,28 @@ struct SubscribeOptions {
   std::string group;
 };
 
+/// One topic's event accounting (after drain(), with no event in flight):
+///   accepted == appended + expired + duplicates        (accepted = publish() returned ok)
+struct TopicStats {
+  std::string name;
+  std::uint64_t accepted = 0;       ///< events of this topic that publish() accepted
+  std::uint64_t appended = 0;       ///< stored and run through the pipeline
+  std::uint64_t expired = 0;        ///< deadline passed before ingest (each a dead letter)
+  std::uint64_t duplicates = 0;     ///< dropped by the idempotency window
+  std::uint64_t dead_lettered = 0;  ///< dead letters made from this topic's events
+};
+
+/// One subscription's delivery accounting (after drain()):
+///   first_deliveries == ok + dead_lettered       (every event it got ends one way or the other)
+struct SubscriptionStats {
+  std::string pattern;
+  std::string group;
+  std::uint64_t first_deliveries = 0;  ///< events handed to it (first attempts)
+  std::uint64_t retries = 0;           ///< further attempts
+  std::uint64_t ok = 0;                ///< events it finished (on whichever attempt)
+  std::uint64_t dead_lettered = 0;     ///< events it gave up on
+};
+
 /// Totals since start. After drain(), with no faults:
 ///   published(ok) == appended + expired_at_ingest, and
 ///   appended == processed == filtered + stage_failures + (events that reached subscriptions).
@@ -95,7 +118,10 @@ struct EngineStats {
   std::uint64_t dead_lettered[4] = {};  ///< by DeadLetterReason (failed, retries_exhausted,
                                         ///< expired, retry_overflow)
   std::uint64_t dead_letter_failures = 0;  ///< a dead-letter topic's handler failed (not re-queued)
-  std::uint64_t batches = 0;               ///< shard batches (events/batches = mean batch size)
+  std::uint64_t batches = 0;
+  std::vector<TopicStats> topics;                ///< by topic id (dead-letter topics included)
+  std::vector<SubscriptionStats> subscriptions;  ///< by subscription index               ///< shard
+                                                 ///< batches (events/batches = mean batch size)
 
   [[nodiscard]] std::uint64_t published_count(PublishStatus s) const noexcept {
     return published[static_cast<std::size_t>(s)];
@@ -170,7 +196,8 @@ class Engine {
   void stop();
 
   [[nodiscard]] State state() const noexcept;
-  [[nodiscard]] EngineStats stats() const noexcept;
+  /// A snapshot of every counter (off the hot path: allocates the per-topic lists).
+  [[nodiscard]] EngineStats stats() const;
   [[nodiscard]] const EngineConfig& config() const noexcept;
   [[nodiscard]] const Plan& plan() const noexcept;
   [[nodiscard]] std::uint32_t partitions() const noexcept;
