@@ -81,6 +81,7 @@ struct Engine::Impl {
     ctx.shards = cfg.shards;
     ctx.max_payload = static_cast<std::uint32_t>(cfg.max_payload_bytes);
     ctx.backpressure = cfg.backpressure;
+    ctx.notify_space.store(cfg.backpressure == BackpressurePolicy::park, std::memory_order_relaxed);
     ctx.backpressure_timeout_ns =
         std::chrono::duration_cast<std::chrono::nanoseconds>(cfg.backpressure_timeout).count();
     ctx.wake_shards = cfg.wait_strategy == WaitStrategyKind::park;
@@ -276,20 +277,27 @@ std::uint32_t Engine::subscribe(std::string_view pattern, Handler handler,
 }
 
 Producer Engine::make_producer() {
-  return make_producer_for(nullptr);
+  return make_producer(ProducerOptions{});
 }
 
 Producer Engine::make_producer(const Principal& who) {
-  for (const auto& g : who.publish) {
-    if (std::string why = check_topic_pattern(g); !why.empty()) {
-      throw std::invalid_argument("ringflow: principal '" + who.name +
-                                  "' has a bad publish grant: " + why);
-    }
-  }
-  return make_producer_for(&who);
+  ProducerOptions o;
+  o.principal = who;
+  return make_producer(o);
 }
 
-Producer Engine::make_producer_for(const Principal* who) {
+Producer Engine::make_producer(const ProducerOptions& options) {
+  if (options.principal) {
+    for (const auto& g : options.principal->publish) {
+      if (std::string why = check_topic_pattern(g); !why.empty()) {
+        throw std::invalid_argument("ringflow: principal '" + options.principal->name +
+                                    "' has a bad publish grant: " + why);
+      }
+    }
+  }
+  if (options.backpressure_timeout && options.backpressure_timeout->count() < 0) {
+    throw std::invalid_argument("ringflow: ProducerOptions::backpressure_timeout is negative");
+  }
   std::lock_guard lock(impl_->lifecycle);
   Impl& m = *impl_;
   if (m.state == State::stopped) {
@@ -319,8 +327,16 @@ Producer Engine::make_producer_for(const Principal* who) {
   }
   m.producer_in_use[idx] = 1;
   detail::ProducerState& st = *m.producers[idx];
-  st.restricted = who != nullptr;
-  st.publish_grants = who != nullptr ? who->publish : std::vector<std::string>{};
+  st.backpressure = options.backpressure.value_or(m.cfg.backpressure);
+  st.backpressure_timeout_ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(
+          options.backpressure_timeout.value_or(m.cfg.backpressure_timeout))
+          .count();
+  if (st.backpressure == BackpressurePolicy::park) {
+    m.ctx.notify_space.store(true, std::memory_order_relaxed);  // read by shards per batch
+  }
+  st.restricted = options.principal.has_value();
+  st.publish_grants = options.principal ? options.principal->publish : std::vector<std::string>{};
   st.allowed.clear();
   if (m.state == State::running) m.compile_grants(st);  // else start() compiles it
   // A new owner thread may claim it (debug role checks). The shard re-claims the consumer
@@ -597,13 +613,13 @@ bool Producer::wait_and_push(detail::EventRing& ring, std::uint32_t shard, const
   auto& waited = s.counters.waited_full;
   waited.store(waited.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);  // stat
   const auto deadline =
-      std::chrono::steady_clock::now() + std::chrono::nanoseconds(ctx.backpressure_timeout_ns);
+      std::chrono::steady_clock::now() + std::chrono::nanoseconds(s.backpressure_timeout_ns);
   bool pushed = false;
   const auto try_once = [&] {
     pushed = ring.try_emplace(o, ts, topic, partition, key, payload);
     return pushed;
   };
-  if (ctx.backpressure == BackpressurePolicy::park) {
+  if (s.backpressure == BackpressurePolicy::park) {
     (void)ctx.shard_space[shard].wait_until(try_once, deadline);
   } else {
     SpinThenYield w;

@@ -145,12 +145,19 @@ std::size_t Shard::poll_once() {
   // Acquire: pairs with make_producer()'s release of the count; the new state is built.
   const std::uint32_t n = env_.producer_count->load(std::memory_order_acquire);
   std::size_t total = 0;
-  // Urgent lane of every producer first, then the normal lanes. Each ring gives at most one
-  // batch per pass, so a normal event waits behind at most one urgent batch per producer.
-  for (std::uint32_t lane : {1U, 0U}) {
+  // Urgent lanes first: up to rings.urgent_ratio rounds (one batch per producer's urgent ring
+  // each) while urgent events keep coming, then one round of the normal lanes. So urgent
+  // events wait behind at most one normal batch per producer, and normal events are never
+  // starved: they get at least one batch per urgent_ratio urgent batches.
+  for (std::uint32_t round = 0; round < env_.cfg->urgent_ratio; ++round) {
+    std::size_t urgent = 0;
     for (std::uint32_t p = 0; p < n; ++p)
-      total += drain_ring(*env_.producers[p], lane);
+      urgent += drain_ring(*env_.producers[p], 1);
+    total += urgent;
+    if (urgent == 0) break;
   }
+  for (std::uint32_t p = 0; p < n; ++p)
+    total += drain_ring(*env_.producers[p], 0);
   if (total != 0 && env_.cfg->retention_age.count() > 0) {
     const std::int64_t now = now_ns();
     if (now >= next_retention_check_ns_) {
@@ -223,7 +230,9 @@ std::size_t Shard::drain_ring(ProducerState& p, std::uint32_t lane) {
   // The events are in the logs now: hand the slots back before running the pipeline so the
   // producer can refill them meanwhile.
   ring.release(taken);
-  if (env_.ctx->backpressure == BackpressurePolicy::park) env_.ctx->shard_space[id_].notify();
+  // Relaxed: a producer that parks re-checks its ring after announcing itself (Parking's
+  // protocol); this flag only spares the fence when no producer parks at all.
+  if (env_.ctx->notify_space.load(std::memory_order_relaxed)) env_.ctx->shard_space[id_].notify();
 
   batch_.size = n;
   if (n != 0) {

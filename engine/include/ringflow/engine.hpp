@@ -52,6 +52,16 @@ class Topology;
 
 using Handler = std::function<Outcome(const EventView&)>;
 
+struct ProducerOptions {
+  /// Restrict it to the principal's publish grants (see access.hpp).
+  std::optional<Principal> principal;
+  /// What publish() does on a full ring, for this producer: fail_fast (return full at once),
+  /// spin (spin, then yield, until space or the timeout) or park (sleep until the shard frees
+  /// space or the timeout). A wait that times out returns full. Default: backpressure.policy.
+  std::optional<BackpressurePolicy> backpressure;
+  std::optional<std::chrono::microseconds> backpressure_timeout;
+};
+
 struct TopicOptions {
   /// Where this topic's dead letters go; empty = "<name>.dlq". Registered with the topic.
   std::string dead_letter_topic;
@@ -190,6 +200,8 @@ class Engine {
   /// A producer that may publish only to topics matching `who.publish` (else `unauthorized`,
   /// counted). Throws std::invalid_argument for a bad grant pattern.
   [[nodiscard]] Producer make_producer(const Principal& who);
+  /// A producer with its own principal and/or backpressure policy (defaults: the config's).
+  [[nodiscard]] Producer make_producer(const ProducerOptions& options);
 
   void start();
   void drain();

@@ -119,7 +119,7 @@ inline PublishStatus Producer::publish(TopicId topic, std::string_view key,
   }
   bool pushed = ring.try_emplace(o, ts, topic.value, partition, key, payload);
   if (!pushed) [[unlikely]] {
-    pushed = ctx.backpressure != BackpressurePolicy::fail_fast &&
+    pushed = s.backpressure != BackpressurePolicy::fail_fast &&
              wait_and_push(ring, shard, o, ts, topic.value, partition, key, payload);
   }
   if (pushed) {

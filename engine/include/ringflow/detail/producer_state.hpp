@@ -40,6 +40,8 @@ struct PublishContext {
   std::uint32_t max_payload = 0;
   BackpressurePolicy backpressure = BackpressurePolicy::fail_fast;
   bool wake_shards = false;  ///< shards park when idle: publishers must notify
+  /// Some producer uses park backpressure: shards notify shard_space after each batch.
+  std::atomic<bool> notify_space{false};
   std::int64_t backpressure_timeout_ns = 0;
   std::vector<std::uint16_t> partition_shard;  ///< partition -> owning shard
   /// Per shard: parked shard workers wait here for work (wait strategy `park`).
@@ -83,6 +85,8 @@ struct ProducerState {
   /// Access control: when restricted, allowed[topic] != 0 for the topics its principal may
   /// publish to. Written before the producer is handed out or before start() (both ordered by
   /// the engine's lock and start()'s release of `running`).
+  BackpressurePolicy backpressure = BackpressurePolicy::fail_fast;  ///< this producer's policy
+  std::int64_t backpressure_timeout_ns = 0;
   bool restricted = false;
   std::vector<std::uint8_t> allowed;
   std::vector<std::string> publish_grants;
