@@ -3,12 +3,18 @@
 //
 //   pipeline3_throughput:   producer (bench thread, core 0) -> ring -> shard (core 1)
 //                           -> log append -> filter -> map -> route -> subscriber
-//   publish_only:           the producer's side alone: publish() into a ring a shard drains
+//   urgent_under_load/{urgent,normal}:
+//                           one producer floods the normal lane (the engine saturated: the ring
+//                           is full most of the time) and every 20 us sends a probe, on the
+//                           urgent lane or (the baseline, same run) the normal lane; probe
+//                           latency = handler time - publish time, percentiles as counters
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "ringflow/ringflow.hpp"
 
@@ -67,6 +73,67 @@ void pipeline3_throughput(benchmark::State& state) {
   engine.stop();
 }
 BENCHMARK(pipeline3_throughput)->UseRealTime()->MinTime(1.0);
+
+void urgent_under_load(benchmark::State& state) {
+  const bool urgent = state.range(0) != 0;
+  ringflow::pin_current_thread_to_pu(0);
+  ringflow::EngineConfig c = bench_config(false);
+  ringflow::Engine engine(c);
+  const auto t = engine.add_topic("bench.load");
+  std::vector<std::int64_t> probe_ns;  // written by the shard thread only, read after drain
+  probe_ns.reserve(1 << 20);
+  std::uint64_t flood_done = 0;
+  engine.subscribe("bench.load", [&](const ringflow::EventView& e) {
+    if (e.key() == "probe") {
+      if (probe_ns.size() < probe_ns.capacity()) {
+        probe_ns.push_back(ringflow::now_ns() - e.publish_ns());
+      }
+    } else {
+      ++flood_done;
+    }
+  });
+  engine.start();
+  auto producer = engine.make_producer();
+  std::byte payload[64] = {};
+  ringflow::PublishOptions probe_opts;
+  probe_opts.priority = urgent ? ringflow::Priority::urgent : ringflow::Priority::normal;
+  std::uint64_t probes_refused = 0;
+  for (auto _ : state) {
+    const std::int64_t end = ringflow::now_ns() + 2'000'000'000;  // 2 s of saturation
+    std::int64_t next_probe = ringflow::now_ns();
+    for (std::int64_t now = ringflow::now_ns(); now < end; now = ringflow::now_ns()) {
+      if (now >= next_probe) {
+        if (producer.publish(t, "probe", payload, probe_opts) != ringflow::PublishStatus::ok) {
+          ++probes_refused;  // a full normal lane refuses the baseline's probe: counted
+        }
+        next_probe += 20'000;
+      }
+      (void)producer.publish(t, "flood", payload);  // full most of the time: that is the load
+    }
+  }
+  engine.drain();
+  engine.stop();
+  std::sort(probe_ns.begin(), probe_ns.end());
+  const auto pct = [&](double q) {
+    if (probe_ns.empty()) return 0.0;
+    const auto i = static_cast<std::size_t>(q * static_cast<double>(probe_ns.size() - 1));
+    return static_cast<double>(probe_ns[i]);
+  };
+  state.counters["probe_p50_ns"] = pct(0.50);
+  state.counters["probe_p99_ns"] = pct(0.99);
+  state.counters["probe_p999_ns"] = pct(0.999);
+  state.counters["probes"] = static_cast<double>(probe_ns.size());
+  state.counters["probes_refused"] = static_cast<double>(probes_refused);
+  state.counters["flood_eps"] =
+      benchmark::Counter(static_cast<double>(flood_done), benchmark::Counter::kIsRate);
+}
+BENCHMARK(urgent_under_load)
+    ->ArgName("urgent")
+    ->Arg(1)
+    ->Arg(0)
+    ->Iterations(1)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 
 }  // namespace
 
