@@ -50,6 +50,8 @@ std::vector<std::pair<std::string, std::string>> settings(const ringflow::Engine
       {"log.segment_bytes", to_string(c.segment_bytes)},
       {"log.retention_bytes", to_string(c.retention_bytes)},
       {"log.retention_age_ms", to_string(c.retention_age.count())},
+      {"idempotency.window", to_string(c.idempotency_window)},
+      {"idempotency.window_ms", to_string(c.idempotency_window_age.count())},
       {"retry.capacity", to_string(c.retry_capacity)},
       {"affinity.pin_threads", boolean(c.pin_threads)},
   };

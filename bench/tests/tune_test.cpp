@@ -44,6 +44,8 @@ void expect_same(const EngineConfig& a, const EngineConfig& b) {
   EXPECT_EQ(a.segment_bytes, b.segment_bytes);
   EXPECT_EQ(a.retention_bytes, b.retention_bytes);
   EXPECT_EQ(a.retention_age, b.retention_age);
+  EXPECT_EQ(a.idempotency_window, b.idempotency_window);
+  EXPECT_EQ(a.idempotency_window_age, b.idempotency_window_age);
   EXPECT_EQ(a.retry_capacity, b.retry_capacity);
   EXPECT_EQ(a.pin_threads, b.pin_threads);
 }
@@ -70,6 +72,8 @@ EngineConfig every_field_changed() {
   c.segment_bytes = 65536;
   c.retention_bytes = 262144;
   c.retention_age = std::chrono::milliseconds{1500};
+  c.idempotency_window = 0;
+  c.idempotency_window_age = std::chrono::milliseconds{250};
   c.retry_capacity = 512;
   c.pin_threads = false;
   return c;
