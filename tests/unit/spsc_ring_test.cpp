@@ -593,6 +593,10 @@ void expect_padded_slots() {
   EXPECT_GE((rec.begin + rec.bytes) - end,
             static_cast<std::ptrdiff_t>(ringflow::detail::kCacheLine))
       << "the last slot could share a line with the object after the allocation";
+  if constexpr (ringflow::detail::kCacheLine % sizeof(T) == 0) {
+    EXPECT_EQ(reinterpret_cast<std::uintptr_t>(first) % ringflow::detail::kCacheLine, 0U)
+        << "slot 0 should start a cache line when sizeof(T) divides the line";
+  }
 }
 
 TEST(SpscRingLayout, SlotArrayPaddedAtBothEnds) {

@@ -60,7 +60,8 @@ namespace ringflow {
 ///   Each batch operation publishes its index once. Items still in the ring are destroyed exactly
 ///   once by the destructor.
 ///
-/// Memory: capacity() rounded up to 2^k, plus 2 x 64 bytes of slot padding, plus 5 cache lines.
+/// Memory: capacity() rounded up to 2^k slots, plus 128-191 bytes of slot padding and alignment,
+/// plus the 5 cache lines of the ring object itself.
 ///
 /// When not to use it
 ///   More than one producer or consumer (use one ring per producer, as the engine does); a
@@ -88,13 +89,13 @@ class SpscRing {
       : alloc_(alloc),
         capacity_(checked_capacity(capacity)),
         mask_(capacity_ - 1),
-        alloc_slots_(capacity_ + 2 * kPadSlots) {
+        alloc_slots_(capacity_ + 2 * kPadSlots + kAlignSlots) {
     if (alloc_slots_ > AllocTraits::max_size(alloc_)) {
       throw std::length_error("ringflow::SpscRing: capacity " + std::to_string(capacity) +
                               " exceeds what the allocator can provide");
     }
     storage_ = AllocTraits::allocate(alloc_, alloc_slots_);
-    slots_ = std::to_address(storage_) + kPadSlots;
+    slots_ = first_slot(std::to_address(storage_));
   }
 
   SpscRing(const SpscRing&) = delete;
@@ -332,6 +333,25 @@ class SpscRing {
   /// Slots of padding at each end of the slot array: neighbouring heap objects never share a
   /// cache line with a live slot, whatever the allocation's alignment.
   static constexpr std::size_t kPadSlots = (detail::kCacheLine - 1) / sizeof(T) + 1;
+  /// Extra slots that let the slot array start on a cache line, so that a batch of whole lines
+  /// does not share its first and last lines with its neighbours (only when T's size divides
+  /// the line; other sizes straddle lines anyway).
+  static constexpr std::size_t kAlignSlots =
+      detail::kCacheLine % sizeof(T) == 0 ? detail::kCacheLine / sizeof(T) - 1 : 0;
+
+  /// Slot 0: kPadSlots into the allocation, moved up to the next line boundary when possible.
+  static T* first_slot(T* base) noexcept {
+    T* first = base + kPadSlots;
+    if constexpr (kAlignSlots != 0) {
+      const auto addr = reinterpret_cast<std::uintptr_t>(first);
+      const std::uintptr_t gap =
+          (detail::kCacheLine - addr % detail::kCacheLine) % detail::kCacheLine;
+      if (gap % sizeof(T) == 0) {  // always true unless the allocation is under-aligned for T
+        first += gap / sizeof(T);
+      }
+    }
+    return first;
+  }
 
   static std::size_t checked_capacity(std::size_t requested) {
     if (requested == 0) {
@@ -386,9 +406,9 @@ class SpscRing {
   [[no_unique_address]] Allocator alloc_;
   std::size_t capacity_;                     // 2^k
   std::uint64_t mask_;                       // capacity_ - 1
-  std::size_t alloc_slots_;                  // capacity_ + 2 * kPadSlots
+  std::size_t alloc_slots_;                  // capacity_ + 2 * kPadSlots + kAlignSlots
   typename AllocTraits::pointer storage_{};  // start of the allocation
-  T* slots_ = nullptr;                       // storage_ + kPadSlots
+  T* slots_ = nullptr;                       // storage_ + kPadSlots (+ alignment)
 
   // Line 1: written by the producer on every publish, read by the consumer only when its cache
   // says empty.
