@@ -12,14 +12,16 @@
 //
 // Items are uint64_t, capacity 65536, 2^20 items per iteration (the ring wraps 16 times per
 // iteration). The consumer checks the sum of what it received every iteration. Throughput is
-// items/s of wall time; ping-pong reports round trips/s and p50/p99/p99.9 of every round trip
-// (rdtsc, converted with a TSC rate calibrated against steady_clock at start-up).
+// items/s of wall time, retry loops pause (see spin_wait); ping-pong reports round trips/s and
+// p50/p99/p99.9 of every round trip (rdtsc, converted with a TSC rate calibrated against
+// steady_clock at start-up).
 //
 // Run (see results/ring/README.md):
 //   ringflow_ring_bench --benchmark_repetitions=5 --benchmark_enable_random_interleaving=true
 //                       --benchmark_report_aggregates_only=true
 
 #include "ringflow/spsc_ring.hpp"
+#include "ringflow/wait_strategy.hpp"  // cpu_relax
 
 #include <benchmark/benchmark.h>
 #include <pthread.h>
@@ -56,6 +58,14 @@ constexpr int kProducerCore = 0;  // also the pinger
 constexpr int kConsumerCore = 1;  // also the echo thread
 
 // ---------------------------------------------------------------- pinning and clocks
+
+/// Throughput retry loops (every queue, full on push, empty on pop) pause between attempts, as
+/// any production spin-wait does (ringflow::BusySpin too): a waiter that hammers the other
+/// side's line slows the side it is waiting for. Ping-pong loops spin without the pause, to
+/// measure the bare hand-off; the platform_control row uses the same loops.
+inline void spin_wait() {
+  ringflow::cpu_relax();
+}
 
 bool pin_current_thread(int core) {
   cpu_set_t set;
@@ -263,6 +273,7 @@ void one_producer_one_consumer(benchmark::State& state) {
       if constexpr (M == Mode::single) {
         for (; next != end; ++next) {
           while (!q.push(next)) {
+            spin_wait();
           }
         }
       } else {
@@ -272,7 +283,11 @@ void one_producer_one_consumer(benchmark::State& state) {
           }
           std::size_t sent = 0;
           while (sent != kBatch) {
-            sent += q.push_n(batch.data() + sent, kBatch - sent);
+            const std::size_t k = q.push_n(batch.data() + sent, kBatch - sent);
+            if (k == 0) {
+              spin_wait();
+            }
+            sent += k;
           }
           next += kBatch;
         }
@@ -291,12 +306,16 @@ void one_producer_one_consumer(benchmark::State& state) {
       std::uint64_t v = 0;
       for (; got != kItemsPerIteration; ++got) {
         while (!q.pop(v)) {
+          spin_wait();
         }
         sum += v;
       }
     } else if constexpr (M == Mode::batch) {
       while (got != kItemsPerIteration) {
         const std::size_t k = q.pop_n(buf.data(), kBatch);
+        if (k == 0) {
+          spin_wait();
+        }
         for (std::size_t i = 0; i < k; ++i) {
           sum += buf[i];
         }
@@ -305,6 +324,9 @@ void one_producer_one_consumer(benchmark::State& state) {
     } else {  // zero-copy: read in place, then release
       while (got != kItemsPerIteration) {
         const auto span = q.q.front_span(kBatch);
+        if (span.empty()) {
+          spin_wait();
+        }
         for (const std::uint64_t v : span) {
           sum += v;
         }
