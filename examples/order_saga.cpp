@@ -80,7 +80,7 @@ int main() {
                    patient);
   engine.subscribe("stock.reserved", ringflow::Handler([&](const ringflow::EventView& e) {
                      const Order o = decode(e);
-                     const std::int64_t price = 1000 * o.qty;
+                     const std::int64_t price = std::int64_t{1000} * o.qty;
                      if (balance[o.customer] < price) return next(failed, e, o);
                      const ringflow::Outcome r = next(charged, e, o);
                      if (r.kind() == ringflow::Outcome::Kind::ok) balance[o.customer] -= price;
