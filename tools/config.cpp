@@ -4,9 +4,12 @@
 
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <exception>
+#include <fstream>
 #include <iostream>
 #include <optional>
+#include <sstream>
 #include <string>
 
 #include "ringflow/config.hpp"
@@ -38,12 +41,26 @@ int main(int argc, char** argv) {
   }
   const ringflow::Topology& topo = other ? *other : ringflow::Topology::machine();
 
+  // Every problem at once: parse problems, then the range/relation/topology checks of what
+  // parsed (a key that did not parse keeps its default and is not checked twice).
   std::vector<ringflow::ConfigIssue> issues;
-  try {
-    issues = ringflow::check_config(ringflow::load_config(file), topo);
-  } catch (const ringflow::ConfigError& e) {
-    issues = e.issues();  // parse-level problems; range checks need a parsed config
+  std::ifstream in(file, std::ios::binary);
+  if (!in) {
+    std::cout << file << ": cannot read the file (check the path and permissions)\n";
+    return 1;
   }
+  std::ostringstream text;
+  text << in.rdbuf();
+  const ringflow::EngineConfig cfg = ringflow::parse_config_partial(text.str(), file, issues);
+  const bool syntax_error = !issues.empty() && issues.front().key.empty() && cfg.key_lines.empty();
+  if (!syntax_error) {
+    for (auto& i : ringflow::check_config(cfg, topo))
+      issues.push_back(std::move(i));
+  }
+  std::stable_sort(issues.begin(), issues.end(),
+                   [](const ringflow::ConfigIssue& a, const ringflow::ConfigIssue& b) {
+                     return a.line < b.line;
+                   });
   if (issues.empty()) {
     std::cout << "ok: " << file << " is valid on " << topo.description() << "\n";
     return 0;

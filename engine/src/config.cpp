@@ -328,9 +328,17 @@ const std::vector<std::string_view>& known_config_keys() {
 }
 
 EngineConfig parse_config(std::string_view toml_text, std::string_view source_name) {
+  std::vector<ConfigIssue> issues;
+  EngineConfig cfg = parse_config_partial(toml_text, source_name, issues);
+  if (!issues.empty()) throw ConfigError(std::move(issues));
+  return cfg;
+}
+
+EngineConfig parse_config_partial(std::string_view toml_text, std::string_view source_name,
+                                  std::vector<ConfigIssue>& issues) {
   EngineConfig cfg;
   cfg.source = std::string(source_name);
-  std::vector<ConfigIssue> issues;
+  const std::size_t first_new = issues.size();
   auto issue = [&](int line, std::string key, std::string msg) {
     issues.push_back(ConfigIssue{cfg.source, line, std::move(key), std::move(msg)});
   };
@@ -341,7 +349,7 @@ EngineConfig parse_config(std::string_view toml_text, std::string_view source_na
   } catch (const toml::parse_error& e) {
     issue(static_cast<int>(e.source().begin.line), {},
           "TOML syntax error: " + std::string(e.description()));
-    throw ConfigError(std::move(issues));
+    return cfg;
   }
 
   const std::vector<std::string> section_names = sections();
@@ -388,9 +396,8 @@ EngineConfig parse_config(std::string_view toml_text, std::string_view source_na
     }
   }
   // toml++ tables iterate in key order; report in file order.
-  std::stable_sort(issues.begin(), issues.end(),
+  std::stable_sort(issues.begin() + static_cast<std::ptrdiff_t>(first_new), issues.end(),
                    [](const ConfigIssue& a, const ConfigIssue& b) { return a.line < b.line; });
-  if (!issues.empty()) throw ConfigError(std::move(issues));
   return cfg;
 }
 

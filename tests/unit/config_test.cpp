@@ -365,3 +365,23 @@ TEST(ConfigLoad, EveryShippedConfigParses) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(ConfigParse, PartialParseKeepsWhatParsedSoEveryProblemCanBeReported) {
+  std::vector<ringflow::ConfigIssue> issues;
+  const auto cfg = ringflow::parse_config_partial(
+      "[rings]\ncapasity = 1000\nbatch_size = 99999\n[shards]\ncount = 3\n", "p.toml", issues);
+  ASSERT_EQ(issues.size(), 1U);  // the unknown key
+  EXPECT_EQ(issues[0].key, "rings.capasity");
+  EXPECT_EQ(cfg.batch_size, 99999U);  // the rest parsed, so check_config can judge it
+  EXPECT_EQ(cfg.shards, 3U);
+  const auto more = ringflow::check_config(cfg, ringflow::Topology::uniform(1, 1, 2, 1));
+  EXPECT_FALSE(more.empty());
+  std::vector<ringflow::ConfigIssue> syntax;
+  (void)ringflow::parse_config_partial("[rings\n", "s.toml", syntax);
+  ASSERT_EQ(syntax.size(), 1U);
+  EXPECT_NE(syntax[0].message.find("syntax"), std::string::npos);
+}
+
+}  // namespace

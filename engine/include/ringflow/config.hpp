@@ -133,6 +133,11 @@ const std::vector<std::string_view>& known_config_keys();
 
 /// Parses TOML text. Throws ConfigError listing every syntax/type/unknown-key problem.
 EngineConfig parse_config(std::string_view toml_text, std::string_view source_name = "<string>");
+/// Parses what it can without throwing: appends every parse problem to `issues` and returns the
+/// config of the keys that parsed (defaults elsewhere), so a tool can also run check_config()
+/// and report every problem of a file at once.
+EngineConfig parse_config_partial(std::string_view toml_text, std::string_view source_name,
+                                  std::vector<ConfigIssue>& issues);
 /// Reads and parses a file. Throws ConfigError (also for a missing/unreadable file).
 EngineConfig load_config(const std::filesystem::path& file);
 
