@@ -4,7 +4,8 @@
   tools/plot_results.py results/my-run
 
 - latency_spectrum__<scenario>[__<variant>]__<rate>eps.png: HDR-style percentile spectrum per
-  system (x = 1/(1-p) on a log axis, labelled 50% .. 99.99%), platform control included;
+  system (x = 1/(1-p) on a log axis, labelled 50% .. 99.99%), platform control included (the
+  two-core control: per send, max(sender lateness, rest of a worker-core stall covering it));
 - latency_vs_rate__<scenario>[__<variant>].png: p50 / p99 / p99.9 against offered rate;
 - throughput__<scenario>.png: achieved events/s, median bars with min-max whiskers.
 
@@ -84,7 +85,10 @@ def plot_spectra(rows, run, out):
                 continue
             max_x = max(max_x, xs[-1])
             style = "--" if r["system"] == "platform_control" else "-"
-            label = r["system"] + (" (sender lateness)" if r["system"] == "platform_control" else "")
+            # The control is two-core: per send, max(sender lateness, rest of a worker-core
+            # stall covering the send) -- what the platform alone imposes (platform_control.hpp).
+            label = r["system"] + (" (two-core: sender + worker stalls)"
+                                   if r["system"] == "platform_control" else "")
             ax.plot(xs, ys, style, color=COLORS.get(r["system"]), label=label, linewidth=1.6)
         ax.set_xscale("log")
         ax.set_yscale("log")
