@@ -152,19 +152,20 @@ TEST(TuneCandidates, PlacementsOnFourCoresAvoidTheProducersCore) {
 TEST(TuneCandidates, StagedSweep) {
   TuneSpace space;
   space.placements = tune_placements(2, 0);
-  const EngineConfig base;  // batch 256, capacity 4096
+  const EngineConfig base;  // the defaults: stage 1 keeps its batch size and capacity
   const auto s1 = tune_stage1(base, space, TuneGrid::staged);
   ASSERT_EQ(s1.size(), 9u);  // 3 waits x 3 placements
   std::set<std::string> labels;
   for (const auto& c : s1) {
-    EXPECT_EQ(c.cfg.batch_size, 256u);
-    EXPECT_EQ(c.cfg.ring_capacity, 4096u);
+    EXPECT_EQ(c.cfg.batch_size, base.batch_size);
+    EXPECT_EQ(c.cfg.ring_capacity, base.ring_capacity);
     EXPECT_EQ(c.cfg.shard_cores.size(), c.cfg.shards);
     EXPECT_GE(c.cfg.partitions, c.cfg.shards);
     labels.insert(c.label);
   }
   EXPECT_EQ(labels.size(), s1.size());
-  EXPECT_EQ(s1[0].label, "busy_spin batch 256 cap 4096 | 1 shard on core 1");
+  EXPECT_EQ(s1[0].label, "busy_spin batch 256 cap " + std::to_string(base.ring_capacity) +
+                             " | 1 shard on core 1");
 
   const auto s2 = tune_stage2(s1[4], space);  // spin_yield, 2 shards
   ASSERT_EQ(s2.size(), 15u);                  // 5 batches x 3 capacities, all batch <= cap

@@ -1,6 +1,8 @@
 #include "shard.hpp"
 
+#include <pthread.h>
 #include <algorithm>
+
 #include <cstring>
 #include <exception>
 
@@ -84,6 +86,9 @@ bool Shard::rings_empty() const noexcept {
 }
 
 void Shard::run() {
+  // Named, so per-thread tools (perf, top -H, gdb) can tell shards apart.
+  const std::string name = "rf-shard-" + std::to_string(id_);
+  (void)pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
   if (pin_ && placement_.pu_os_index >= 0) {
     const PinResult r = pin_current_thread_to_pu(placement_.pu_os_index);
     if (!r) pin_note_ = r.reason;
@@ -92,7 +97,11 @@ void Shard::run() {
   arena_->execute([this] { build_graph(); });
 
   const WaitStrategyKind wait = env_.cfg->wait_strategy;
-  std::uint32_t idle_polls = 0;
+  // spin_yield: spin for kSpinBeforeYieldNs after the last work, then yield. A time budget,
+  // not a poll count, so that at moderate rates (an event every few us) the shard is still
+  // spinning when the next one comes instead of handing its core to another thread.
+  constexpr std::int64_t kSpinBeforeYieldNs = 100'000;
+  std::int64_t idle_since = 0;  // 0 = not idle
   for (;;) {
     std::size_t work = poll_once();
     if (wheel_.pending() != 0) {
@@ -100,7 +109,7 @@ void Shard::run() {
       publish_retry_pending();
     }
     if (work != 0) {
-      idle_polls = 0;
+      idle_since = 0;
       continue;
     }
     // Acquire: pairs with request_exit(); stop() only asks after every producer is quiet and
@@ -110,13 +119,16 @@ void Shard::run() {
       case WaitStrategyKind::busy_spin:
         cpu_relax();
         break;
-      case WaitStrategyKind::spin_yield:
-        if (++idle_polls < 256) {
+      case WaitStrategyKind::spin_yield: {
+        const std::int64_t now = now_ns();
+        if (idle_since == 0) idle_since = now;
+        if (now - idle_since < kSpinBeforeYieldNs) {
           cpu_relax();
         } else {
           std::this_thread::yield();
         }
         break;
+      }
       case WaitStrategyKind::park: {
         const auto ready = [this] {
           return exit_.load(std::memory_order_acquire) || !rings_empty();

@@ -87,8 +87,8 @@ struct EngineConfig {
   std::vector<int> graph_cores;               ///< empty: planner chooses
 
   // [rings]
-  std::size_t ring_capacity = 4096;  ///< slots per producer->shard ring; rounded up to 2^k
-  std::size_t batch_size = 256;      ///< max events a shard drains from one ring per pass
+  std::size_t ring_capacity = 16384;  ///< slots per producer->shard ring; a power of two
+  std::size_t batch_size = 256;       ///< max events a shard drains from one ring per pass
   WaitStrategyKind wait_strategy = WaitStrategyKind::spin_yield;
   std::uint32_t urgent_ratio = 8;  ///< urgent batches drained per normal batch at most
 
