@@ -11,6 +11,7 @@
 
 #include <ringflow/engine.hpp>
 
+#include <chrono>
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -21,6 +22,7 @@ namespace ringflow::bench {
 namespace {
 
 constexpr std::size_t kHashOffset = layout::filler;  // enrich writes its hash here
+constexpr std::size_t kDlqTopics = 3;                // bench.events / route0 / route1 .dlq
 
 class RingflowSender final : public Sender {
  public:
@@ -33,6 +35,15 @@ class RingflowSender final : public Sender {
     return producer_.publish(topic_, key, std::span<const std::byte>(ev.bytes)) ==
            ringflow::PublishStatus::ok;
   }
+  bool send_urgent(const BenchEvent& ev) noexcept override {
+    const std::byte* p = ev.bytes.data();
+    const std::string_view key(reinterpret_cast<const char*>(p + layout::key),
+                               sizeof(std::uint32_t));
+    ringflow::PublishOptions o;
+    o.priority = ringflow::Priority::urgent;
+    return producer_.publish(topic_, key, std::span<const std::byte>(ev.bytes), o) ==
+           ringflow::PublishStatus::ok;
+  }
 
  private:
   ringflow::Producer producer_;
@@ -42,6 +53,8 @@ class RingflowSender final : public Sender {
 class RingflowSystem final : public System {
  public:
   std::string name() const override { return "ringflow"; }
+  bool has_urgent_lane() const override { return true; }
+  bool has_retries() const override { return true; }
 
   std::string unsupported(const RunSpec& spec) const override {
     try {
@@ -82,12 +95,56 @@ class RingflowSystem final : public System {
     const std::uint32_t parts = engine_->partitions();
     const unsigned subs = std::max(spec.subscribers, 1u);
     sinks_.assign(static_cast<std::size_t>(subs) * parts, SinkState{});
+    counts_.assign(static_cast<std::size_t>(subs) * parts, Counts{});
+    const std::int64_t work_ns = static_cast<std::int64_t>(spec.handler_work_ns);
+    const double fail = spec.fail_share;
+    const double retry = spec.retry_share;
+    const bool verdicts = fail > 0 || retry > 0;
+    ringflow::SubscribeOptions opts;
+    opts.max_attempts = 3;  // a retry_once event needs 2; the third is never used
+    opts.retry_backoff = std::chrono::microseconds(100);
     for (unsigned s = 0; s < subs; ++s) {
       SinkState* mine = &sinks_[static_cast<std::size_t>(s) * parts];
-      engine_->subscribe("bench.>", [mine](const ringflow::EventView& e) {
-        const std::byte* p = e.payload().data();
-        stage_route_sink(mine[e.partition()], p, load_field<std::uint64_t>(p, kHashOffset));
-      });
+      Counts* counts = &counts_[static_cast<std::size_t>(s) * parts];
+      engine_->subscribe(
+          "bench.>",
+          ringflow::Handler([mine, counts, work_ns, fail, retry,
+                             verdicts](const ringflow::EventView& e) -> ringflow::Outcome {
+            const std::byte* p = e.payload().data();
+            if (work_ns > 0 && (std::to_integer<std::uint8_t>(p[layout::flags]) & kFloodEvent)) {
+              const std::int64_t until = ringflow::now_ns() + work_ns;
+              while (ringflow::now_ns() < until) {
+              }
+            }
+            if (verdicts) {
+              const auto v = verdict_of(load_field<std::uint64_t>(p, layout::seq), fail, retry);
+              if (v == HandlerVerdict::fail) {
+                ++counts[e.partition()].failed;
+                return ringflow::Outcome::fail("bench: fail_share");
+              }
+              if (v == HandlerVerdict::retry_once && e.attempt() == 1) {
+                ++counts[e.partition()].retried;
+                return ringflow::Outcome::retry();
+              }
+            }
+            stage_route_sink(mine[e.partition()], p, load_field<std::uint64_t>(p, kHashOffset));
+            return ringflow::Outcome::ok();
+          }),
+          opts);
+    }
+    if (verdicts) {
+      // `>` never matches a dead-letter topic: each one is named. A dead letter goes to the
+      // dead-letter topic of the topic its record was stored under (bench.events, before the
+      // route stage), so all three are subscribed.
+      const char* const dlqs[kDlqTopics] = {"bench.events.dlq", "bench.route0.dlq",
+                                            "bench.route1.dlq"};
+      dead_.assign(kDlqTopics * static_cast<std::size_t>(parts), 0);
+      for (std::size_t r = 0; r < kDlqTopics; ++r) {
+        std::uint64_t* mine = &dead_[r * parts];
+        engine_->subscribe(dlqs[r], [mine, parts](const ringflow::EventView& e) {
+          if (e.dead_letter() != nullptr && e.partition() < parts) ++mine[e.partition()];
+        });
+      }
     }
     engine_->start();
   }
@@ -103,8 +160,23 @@ class RingflowSystem final : public System {
     SinkTotals t;
     for (const auto& s : sinks_)
       t.sinks.merge(s);
+    for (const auto& c : counts_) {
+      t.failed += c.failed;
+      t.retried += c.retried;
+    }
+    for (const std::uint64_t d : dead_)
+      t.dead_lettered += d;
     const ringflow::EngineStats st = engine_->stats();
     t.filtered = st.filtered;
+    t.retries = st.retries;
+    t.dead_letters = st.dead_letters_total();
+    if (t.dead_letters != t.failed || t.dead_lettered != t.failed || t.retries != t.retried) {
+      t.problem = "MISMATCH: handler failed " + std::to_string(t.failed) + " events, engine " +
+                  "counted " + std::to_string(t.dead_letters) + " dead letters, the DLQ " +
+                  "handler saw " + std::to_string(t.dead_lettered) + "; handler asked " +
+                  std::to_string(t.retried) + " retries, engine scheduled " +
+                  std::to_string(t.retries);
+    }
     std::string odd;
     for (std::size_t i = 0; i < ringflow::kPublishStatusCount; ++i) {
       const auto status = static_cast<ringflow::PublishStatus>(i);
@@ -116,7 +188,8 @@ class RingflowSystem final : public System {
         odd += " x" + std::to_string(st.published[i]);
       }
     }
-    if (!odd.empty()) t.problem = "publish returned " + odd;
+    if (!odd.empty())
+      t.problem += std::string(t.problem.empty() ? "" : "; ") + "publish returned " + odd;
     if (st.stage_failures != 0) {
       t.problem +=
           (t.problem.empty() ? "" : "; ") + std::to_string(st.stage_failures) + " stage failures";
@@ -124,6 +197,8 @@ class RingflowSystem final : public System {
     placement_ = describe(engine_->plan(), engine_->config());
     engine_.reset();
     sinks_.clear();
+    counts_.clear();
+    dead_.clear();
     return t;
   }
 
@@ -163,7 +238,13 @@ class RingflowSystem final : public System {
   RunSpec spec_;
   std::unique_ptr<ringflow::Engine> engine_;
   ringflow::TopicId topic_;
-  std::vector<SinkState> sinks_;  // [subscription * partitions + partition]
+  struct Counts {
+    std::uint64_t failed = 0;
+    std::uint64_t retried = 0;
+  };
+  std::vector<SinkState> sinks_;     // [subscription * partitions + partition]
+  std::vector<Counts> counts_;       // likewise
+  std::vector<std::uint64_t> dead_;  // [route * partitions + partition], DLQ handlers
   std::string placement_ = "engine config placement";
 };
 

@@ -51,7 +51,9 @@ void check_deliveries(TrialResult& result, const SinkTotals& totals, std::uint64
     return;
   }
   const std::uint64_t expected = accepted * subscribers;
-  const std::uint64_t seen = totals.sinks.processed + totals.filtered * subscribers;
+  // A dead letter (retry_dlq) ends one delivery too: the dead-letter handler saw it.
+  const std::uint64_t seen =
+      totals.sinks.processed + totals.filtered * subscribers + totals.dead_lettered;
   if (seen < expected) {
     result.lost += (expected - seen) / std::max(subscribers, 1u);
     result.error = "accepted " + std::to_string(accepted) + " events but the sinks saw " +
@@ -379,6 +381,9 @@ struct Variant {
 
 std::vector<Variant> variants_of(const Scenario& s) {
   std::vector<Variant> out;
+  if (s.kind == ScenarioKind::urgent_under_load || s.kind == ScenarioKind::retry_dlq) {
+    return out;  // run_delivery_scenario()
+  }
   if (s.kind == ScenarioKind::fanout) {
     for (unsigned n : s.subscribers)
       out.push_back({"subscribers=" + std::to_string(n), n, 0});
@@ -448,6 +453,143 @@ std::string file_stem(const Scenario& s, const Variant& v, double offered, const
   return stem + "__" + sys;
 }
 
+/// Forwards to a system and keeps what its stop() returned (delivery counts for the note).
+class Capture final : public System {
+ public:
+  explicit Capture(System& inner) : inner_(inner) {}
+  std::string name() const override { return inner_.name(); }
+  std::string unsupported(const RunSpec& spec) const override { return inner_.unsupported(spec); }
+  bool has_urgent_lane() const override { return inner_.has_urgent_lane(); }
+  bool has_retries() const override { return inner_.has_retries(); }
+  void start(const RunSpec& spec) override { inner_.start(spec); }
+  std::unique_ptr<Sender> make_sender(unsigned index) override { return inner_.make_sender(index); }
+  void drain() override { inner_.drain(); }
+  SinkTotals stop() override {
+    totals = inner_.stop();
+    return totals;
+  }
+  std::string placement() const override { return inner_.placement(); }
+
+  SinkTotals totals;
+
+ private:
+  System& inner_;
+};
+
+/// retry_dlq counts over a row's trials.
+struct DeliveryCounts {
+  std::uint64_t failed = 0;
+  std::uint64_t retried = 0;
+  std::uint64_t retries = 0;
+  std::uint64_t dead_letters = 0;
+  std::uint64_t dead_lettered = 0;
+  void add(const SinkTotals& t) {
+    failed += t.failed;
+    retried += t.retried;
+    retries += t.retries;
+    dead_letters += t.dead_letters;
+    dead_lettered += t.dead_lettered;
+  }
+  [[nodiscard]] std::string note() const {
+    const bool ok = dead_letters == failed && dead_lettered == failed && retries == retried;
+    return std::string(ok ? "" : "MISMATCH: ") + "retries " + std::to_string(retries) +
+           " (handler asked " + std::to_string(retried) + "), dead letters " +
+           std::to_string(dead_letters) + " (handler failed " + std::to_string(failed) +
+           ", DLQ handler saw " + std::to_string(dead_lettered) + ")";
+  }
+};
+
+struct UrgentTrial {
+  TrialResult r;  ///< latency: the probes'; achieved_eps: probes accepted per second
+  double flood_eps = 0;
+  std::uint64_t probes = 0;   ///< measured probes sent
+  std::uint64_t refused = 0;  ///< probes refused (all, warm-up included; counted in r.lost)
+};
+
+/// One urgent_under_load trial: a single producer thread floods the normal lane (as
+/// max_throughput: every accepted event is replaced by the next) and, whenever a probe is due
+/// on the open-loop plan at `rate`, sends it first: on the urgent lane, or on the normal lane
+/// (the baseline). Probe latency: scheduled time -> sink completion.
+UrgentTrial run_urgent_trial(System& sys, const RunSpec& spec, double rate, double duration_s,
+                             double warmup_s, bool urgent, std::atomic<std::uint64_t>* progress) {
+  UrgentTrial out;
+  TrialResult& res = out.r;
+  const auto warm = static_cast<std::uint64_t>(std::llround(rate * warmup_s));
+  const auto measured =
+      std::max<std::uint64_t>(1, static_cast<std::uint64_t>(std::llround(rate * duration_s)));
+  const double period_ns = 1e9 / rate;
+  constexpr std::uint64_t kProbeSeq = std::uint64_t{1} << 48;  // probes' own sequence numbers
+  sys.start(spec);
+  std::uint64_t accepted = 0;
+  std::uint64_t flood_measured = 0;
+  std::uint64_t measure_from = 0;
+  std::uint64_t t_stop = 0;
+  std::string error;
+  {
+    Producers producer;
+    producer.spawn([&] {
+      std::unique_ptr<Sender> sender;
+      try {
+        error = pin_current_thread(core_for(spec.producer_cores, 0));
+        sender = sys.make_sender(0);
+      } catch (const std::exception& e) {
+        error = std::string("make_sender: ") + e.what();
+      }
+      if (!error.empty()) return;
+      const std::uint64_t start = now_ns() + 1'000'000;
+      auto due = [&](std::uint64_t i) {
+        return start + static_cast<std::uint64_t>(static_cast<double>(i) * period_ns);
+      };
+      const std::uint64_t total = warm + measured;
+      measure_from = due(warm);
+      std::uint64_t g = 0;
+      BenchEvent flood = make_event(g, 0, kFloodEvent);
+      for (std::uint64_t i = 0; i < total;) {
+        const std::uint64_t now = now_ns();
+        const std::uint64_t d = due(i);
+        if (now >= d) {
+          const bool record = i >= warm;
+          const BenchEvent ev = make_event(kProbeSeq + i, d, record ? kRecordLatency : 0);
+          const bool ok = urgent ? sender->send_urgent(ev) : sender->send(ev);
+          if (ok) {
+            ++accepted;
+          } else {
+            ++out.refused;
+          }
+          if (record) {
+            ++out.probes;
+            res.sender_lateness.record(now - d);
+          }
+          ++i;
+          // relaxed: a display hint
+          if (progress != nullptr) progress->store(i, std::memory_order_relaxed);
+          continue;
+        }
+        if (sender->send(flood)) {
+          ++accepted;
+          if (now >= measure_from) ++flood_measured;
+          flood = make_event(++g, 0, kFloodEvent);
+        }
+      }
+      t_stop = now_ns();
+      sender.reset();
+    });
+  }
+  res.error = error;
+  if (res.error.empty()) sys.drain();
+  const SinkTotals totals = sys.stop();
+  res.lost = out.refused;
+  res.latency = totals.sinks.latency;
+  res.events = res.latency.count();
+  if (res.error.empty() && t_stop > measure_from) {
+    const double span = static_cast<double>(t_stop - measure_from) / 1e9;
+    out.flood_eps = static_cast<double>(flood_measured) / span;
+    res.achieved_eps = static_cast<double>(out.probes - std::min(out.probes, out.refused)) / span;
+  }
+  if (res.error.empty()) check_deliveries(res, totals, accepted, 1);
+  return out;
+}
+
 /// Resolves and checks the cores of a scenario against this machine.
 void resolve_cores(Scenario& s, const std::string& file) {
   const auto usable = usable_cores();
@@ -480,7 +622,13 @@ void resolve_cores(Scenario& s, const std::string& file) {
 }
 
 double estimate_seconds(const Scenario& s, std::size_t systems) {
-  if (s.kind == ScenarioKind::urgent_under_load || s.kind == ScenarioKind::retry_dlq) return 0;
+  if (s.kind == ScenarioKind::urgent_under_load) {
+    return 2.0 * s.repeats * (s.duration_s + s.warmup_s + 0.05);
+  }
+  if (s.kind == ScenarioKind::retry_dlq) {
+    return s.repeats * (static_cast<double>(s.events + s.warmup_events) / 2e6 +
+                        static_cast<double>(s.rates.size()) * (s.duration_s + s.warmup_s + 0.05));
+  }
   const double variants = s.kind == ScenarioKind::fanout ? static_cast<double>(s.subscribers.size())
                           : s.kind == ScenarioKind::partitions_scaling
                               ? static_cast<double>(s.partitions.size())
@@ -546,15 +694,6 @@ int run_benchmarks(const RunnerOptions& opts) {
   };
 
   for (const Scenario& s : file.scenarios) {
-    if (s.kind == ScenarioKind::urgent_under_load || s.kind == ScenarioKind::retry_dlq) {
-      skip(s.name, "",
-           std::string("not supported yet: kind ") + std::string(to_string(s.kind)) +
-               " needs the engine's " +
-               (s.kind == ScenarioKind::urgent_under_load ? "urgent lane"
-                                                          : "retry wheel and dead-letter topic") +
-               ", which the harness does not drive yet");
-      continue;
-    }
     std::vector<SystemSlot> systems;
     for (const auto& name : s.systems) {
       SystemSlot slot{name, {}};
@@ -574,6 +713,154 @@ int run_benchmarks(const RunnerOptions& opts) {
     base.engine_config = opts.engine_config.string();
 
     std::map<std::string, std::string> placements;
+    if (s.kind == ScenarioKind::urgent_under_load || s.kind == ScenarioKind::retry_dlq) {
+      const bool urgent_kind = s.kind == ScenarioKind::urgent_under_load;
+      RunSpec spec = base;
+      spec.mode = urgent_kind ? RunMode::latency : RunMode::max_throughput;
+      if (urgent_kind) {
+        spec.handler_work_ns = s.handler_work_ns;
+      } else {
+        spec.fail_share = s.fail_share;
+        spec.retry_share = s.retry_share;
+      }
+      std::vector<std::string> able;
+      for (const auto& slot : systems) {
+        if (!slot.skip_reason.empty()) continue;
+        std::string why;
+        auto sys = make_system(slot.name, why);
+        std::string reason = sys ? sys->unsupported(spec) : why;
+        if (reason.empty() && urgent_kind && !sys->has_urgent_lane()) {
+          reason = slot.name +
+                   " has no urgent lane (no priority publish): nothing to compare, no numbers";
+        }
+        if (reason.empty() && !urgent_kind && !sys->has_retries()) {
+          reason = slot.name + " has no retry machinery and no dead-letter topic: no numbers";
+        }
+        if (!reason.empty()) {
+          skip(s.name, slot.name, "skipped: " + reason);
+          continue;
+        }
+        able.push_back(slot.name);
+      }
+      auto record = [&](Aggregate& a, const TrialResult& r, const std::string& where) {
+        if (!r.error.empty()) {
+          a.errors.push_back(r.error);
+          errors.push_back(s.name + where + ": " + r.error);
+        } else {
+          a.achieved.push_back(r.achieved_eps);
+        }
+        a.latency.merge(r.latency);
+        a.sender_lateness.merge(r.sender_lateness);
+        a.events += r.events;
+        a.lost += r.lost;
+      };
+      auto emit = [&](const Variant& v, const std::string& name, double offered, Aggregate& a,
+                      bool latency, const std::string& note) {
+        Row row = make_row(s, v, name, offered, a, latency);
+        row.note = row.note.empty() ? note : note + "; " + row.note;
+        if (row.has_latency) {
+          const std::string csv = "hist/" + file_stem(s, v, offered, name) + ".csv";
+          a.latency.write_percentile_csv(opts.out_dir / csv);
+          row.histogram_csv = csv;
+        }
+        rows.push_back(std::move(row));
+      };
+      for (const auto& name : able) {
+        if (urgent_kind) {
+          const Variant lanes[2] = {{"urgent", 1, 0}, {"normal", 1, 0}};
+          Aggregate agg[2];
+          std::vector<double> flood[2];
+          std::uint64_t probes[2] = {0, 0};
+          std::uint64_t refused[2] = {0, 0};
+          for (unsigned rep = 0; rep < s.repeats; ++rep) {
+            for (int lane = 0; lane < 2; ++lane) {  // interleaved: urgent normal urgent ...
+              progress.phase(s.name + " " + lanes[lane].label + " probes @" + format_rate(s.rate) +
+                                 "/s | " + name + " rep " + std::to_string(rep + 1) + "/" +
+                                 std::to_string(s.repeats),
+                             1);
+              std::string why;
+              auto sys = make_system(name, why);
+              UrgentTrial u;
+              try {
+                u = run_urgent_trial(*sys, spec, s.rate, s.duration_s, s.warmup_s, lane == 0,
+                                     progress.counter());
+              } catch (const std::exception& e) {
+                u.r.error = e.what();
+              }
+              placements[name] = sys->placement();
+              record(agg[lane], u.r, " " + lanes[lane].label + " / " + name);
+              if (u.r.error.empty()) flood[lane].push_back(u.flood_eps);
+              probes[lane] += u.probes;
+              refused[lane] += u.refused;
+            }
+          }
+          for (int lane = 0; lane < 2; ++lane) {
+            std::sort(flood[lane].begin(), flood[lane].end());
+            std::string note =
+                std::string(lane == 0 ? "probes on the urgent lane"
+                                      : "probes on the normal lane (baseline)") +
+                "; flood " +
+                (flood[lane].empty() ? std::string("-")
+                                     : format_rate(flood[lane][flood[lane].size() / 2]) +
+                                           " ev/s (" + format_rate(flood[lane].front()) + "-" +
+                                           format_rate(flood[lane].back()) + ")") +
+                ", handler work " + std::to_string(s.handler_work_ns) +
+                " ns/flood event; probes refused " + std::to_string(refused[lane]) + " (" +
+                std::to_string(probes[lane]) + " measured sent)";
+            emit(lanes[lane], name, s.rate, agg[lane], true, note);
+          }
+          continue;
+        }
+        // retry_dlq: max throughput, then open loop at each rate.
+        const Variant none{};
+        {
+          Aggregate a;
+          DeliveryCounts c;
+          for (unsigned rep = 0; rep < s.repeats; ++rep) {
+            progress.phase(s.name + " | " + name + " rep " + std::to_string(rep + 1) + "/" +
+                               std::to_string(s.repeats),
+                           std::max(s.producers, 1u));
+            std::string why;
+            auto inner = make_system(name, why);
+            Capture sys(*inner);
+            TrialResult r;
+            try {
+              r = run_throughput_trial(sys, spec, s.events, s.warmup_events, progress.counter());
+            } catch (const std::exception& e) {
+              r.error = e.what();
+            }
+            placements[name] = inner->placement();
+            record(a, r, " / " + name);
+            c.add(sys.totals);
+          }
+          emit(none, name, 0, a, false, c.note());
+        }
+        RunSpec lat = spec;
+        lat.mode = RunMode::latency;
+        for (const double rate : s.rates) {
+          Aggregate a;
+          DeliveryCounts c;
+          for (unsigned rep = 0; rep < s.repeats; ++rep) {
+            progress.phase(s.name + " @" + format_rate(rate) + "/s | " + name + " rep " +
+                               std::to_string(rep + 1) + "/" + std::to_string(s.repeats),
+                           std::max(s.producers, 1u));
+            std::string why;
+            auto inner = make_system(name, why);
+            Capture sys(*inner);
+            TrialResult r;
+            try {
+              r = run_latency_trial(sys, lat, rate, s.duration_s, s.warmup_s, progress.counter());
+            } catch (const std::exception& e) {
+              r.error = e.what();
+            }
+            placements[name] = inner->placement();
+            record(a, r, " @" + format_rate(rate) + " / " + name);
+            c.add(sys.totals);
+          }
+          emit(none, name, rate, a, true, c.note());
+        }
+      }
+    }
     for (const Variant& v : variants_of(s)) {
       RunSpec spec = base;
       spec.subscribers = v.subscribers;

@@ -220,8 +220,9 @@ Scenario parse_one(const std::string& file, const toml::table& t, std::size_t in
   s.line = static_cast<int>(t.source().begin.line);
 
   std::set<std::string_view> allowed = kCommonKeys;
-  for (auto k : {"name", "kind", "rates", "rate_min", "rate_max", "steps", "saturation",
-                 "subscribers", "partitions", "mode"}) {
+  for (auto k :
+       {"name", "kind", "rates", "rate_min", "rate_max", "steps", "saturation", "subscribers",
+        "partitions", "mode", "rate", "handler_work_ns", "fail_share", "retry_share"}) {
     allowed.insert(k);
   }
   r.check_keys(allowed, "a scenario");
@@ -268,14 +269,26 @@ Scenario parse_one(const std::string& file, const toml::table& t, std::size_t in
     only_for(k, s.kind == ScenarioKind::latency_curve, "only kind latency_curve uses it");
   }
   const bool latency = s.is_latency();
+  const bool urgent = s.kind == ScenarioKind::urgent_under_load;
+  const bool retry = s.kind == ScenarioKind::retry_dlq;
+  only_for("rate", urgent, "only kind urgent_under_load uses it (the probe rate)");
+  only_for("handler_work_ns", urgent, "only kind urgent_under_load uses it");
+  only_for("fail_share", retry, "only kind retry_dlq uses it");
+  only_for("retry_share", retry, "only kind retry_dlq uses it");
   for (auto k : {"events", "warmup_events"}) {
-    only_for(k, !latency,
-             "not used by a latency run (kind " + kname + "): it runs for duration_s at each rate");
+    only_for(k, !latency && !urgent,
+             "not used by a latency run (kind " + kname + "): it runs for duration_s" +
+                 (urgent ? "" : " at each rate"));
   }
   for (auto k : {"rates", "duration_s", "warmup_s", "control"}) {
-    only_for(k, latency,
-             "not used by a throughput run (kind " + kname + ")" +
-                 (variant ? "; set mode = \"latency\"" : ""));
+    const bool used =
+        latency || (retry && std::string_view(k) != "control") ||
+        (urgent && std::string_view(k) != "rates" && std::string_view(k) != "control");
+    only_for(k, used,
+             (urgent || retry) ? "not used by kind " + kname +
+                                     (urgent && std::string_view(k) == "rates" ? " (set rate)" : "")
+                               : "not used by a throughput run (kind " + kname + ")" +
+                                     (variant ? "; set mode = \"latency\"" : ""));
   }
 
   r.common(s);
@@ -283,6 +296,25 @@ Scenario parse_one(const std::string& file, const toml::table& t, std::size_t in
   r.opt_uint_list("subscribers", s.subscribers, 1, 64);
   r.opt_uint_list("partitions", s.partitions, 1, 1024);
   r.opt_number("saturation", s.saturation, 0.0, 1.0);
+  r.opt_number("rate", s.rate, 0.0, 1e9);
+  r.opt_uint("handler_work_ns", s.handler_work_ns, 0, 1'000'000);
+  for (auto [k, out] : {std::pair{"fail_share", &s.fail_share}, {"retry_share", &s.retry_share}}) {
+    if (const auto* n = r.get(k)) {
+      if (!n->is_number()) r.fail(k, n, "expected a number, got " + std::string(type_name(*n)));
+      *out = *n->value<double>();
+      if (!(*out >= 0.0 && *out <= 1.0)) {
+        std::ostringstream os;
+        os << "must be between 0 and 1, got " << *out;
+        r.fail(k, n, os.str());
+      }
+    }
+  }
+  if (retry && s.fail_share + s.retry_share > 1.0) {
+    r.fail(r.has("retry_share") ? "retry_share" : "fail_share",
+           r.get(r.has("retry_share") ? "retry_share" : "fail_share"),
+           "fail_share + retry_share must not exceed 1");
+  }
+  if (retry && s.rates.empty()) s.rates = {500'000};
 
   if (s.kind == ScenarioKind::latency_at_rate || (variant && s.latency_mode)) {
     if (s.rates.empty()) r.fail("rates", nullptr, "missing: a latency run needs rates = [...]");
@@ -319,7 +351,7 @@ Scenario parse_one(const std::string& file, const toml::table& t, std::size_t in
       }
     }
   }
-  if (s.warmup_events >= s.events && !latency) {
+  if (s.warmup_events >= s.events && !latency && !urgent) {
     r.fail("warmup_events", r.get("warmup_events"), "must be smaller than events");
   }
   return s;

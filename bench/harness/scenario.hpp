@@ -28,8 +28,10 @@ enum class ScenarioKind : std::uint8_t {
   latency_curve,       ///< open loop at rates rate_min..rate_max (geometric), until saturation
   fanout,              ///< 1 topic -> N subscribers, for each N in `subscribers`
   partitions_scaling,  ///< for each P in `partitions`
-  urgent_under_load,   ///< declared; needs the engine's urgent lane
-  retry_dlq,           ///< declared; needs the engine's retry wheel + dead-letter topic
+  urgent_under_load,   ///< one producer floods the normal lane; open-loop probes at `rate`
+                       ///< on the urgent lane vs (interleaved trial) the normal lane
+  retry_dlq,           ///< handlers fail `fail_share` (dead letters) and retry `retry_share`
+                       ///< once: max throughput, then open loop at each of `rates`
 };
 
 [[nodiscard]] std::string_view to_string(ScenarioKind k) noexcept;
@@ -59,6 +61,12 @@ struct Scenario {
   std::vector<unsigned> subscribers{1};
   std::vector<unsigned> partitions{1};
   bool latency_mode = false;  ///< fanout / partitions_scaling: mode = "latency" (needs rates)
+  // urgent_under_load
+  double rate = 20'000;                 ///< probes per second (open loop)
+  std::uint64_t handler_work_ns = 200;  ///< handler work per flood event (saturates the shard)
+  // retry_dlq (rates defaults to [500_000])
+  double fail_share = 0.05;   ///< events the handler fails: dead letters on <topic>.dlq
+  double retry_share = 0.05;  ///< events the handler retries once, then ok
 
   [[nodiscard]] bool is_latency() const noexcept {
     return kind == ScenarioKind::latency_at_rate || kind == ScenarioKind::latency_curve ||
