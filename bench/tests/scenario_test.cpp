@@ -20,7 +20,7 @@ ScenarioError error_of(const std::string& text) {
 }
 
 TEST(Scenario, ShippedFilesParse) {
-  for (const char* name : {"default.toml", "smoke.toml"}) {
+  for (const char* name : {"default.toml", "smoke.toml", "delivery.toml"}) {
     const auto f = load_scenarios(std::string(RINGFLOW_SOURCE_DIR) + "/bench/scenarios/" + name);
     EXPECT_FALSE(f.scenarios.empty()) << name;
   }
@@ -121,6 +121,32 @@ TEST(Scenario, BadInputNamesFileLineKeyAndReason) {
       {"[runs]\nrepeats = 2\n", 1, "runs", "unknown top-level key"},
       {"[[scenario]]\nkind = \"max_throughput\"\nname = \"a/b\"\n", 3, "scenario[0].name",
        "letters, digits"},
+      {"[[scenario]]\nkind = \"urgent_under_load\"\nrate = 0\n", 3, "scenario[0].rate",
+       "must be > 0"},
+      {"[[scenario]]\nkind = \"urgent_under_load\"\nrate = \"fast\"\n", 3, "scenario[0].rate",
+       "expected a number"},
+      {"[[scenario]]\nkind = \"urgent_under_load\"\nhandler_work_ns = -1\n", 3,
+       "scenario[0].handler_work_ns", "between 0 and 1000000"},
+      {"[[scenario]]\nkind = \"urgent_under_load\"\nhandler_work_ns = 0.5\n", 3,
+       "scenario[0].handler_work_ns", "expected an integer"},
+      {"[[scenario]]\nkind = \"urgent_under_load\"\nrates = [1000]\n", 3, "scenario[0].rates",
+       "set rate"},
+      {"[[scenario]]\nkind = \"urgent_under_load\"\nevents = 10\n", 3, "scenario[0].events",
+       "not used"},
+      {"[[scenario]]\nkind = \"latency_at_rate\"\nrates = [1]\nrate = 5\n", 4, "scenario[0].rate",
+       "only kind urgent_under_load"},
+      {"[[scenario]]\nkind = \"retry_dlq\"\nfail_share = 1.5\n", 3, "scenario[0].fail_share",
+       "between 0 and 1"},
+      {"[[scenario]]\nkind = \"retry_dlq\"\nretry_share = -0.1\n", 3, "scenario[0].retry_share",
+       "between 0 and 1"},
+      {"[[scenario]]\nkind = \"retry_dlq\"\nfail_share = \"5%\"\n", 3, "scenario[0].fail_share",
+       "expected a number"},
+      {"[[scenario]]\nkind = \"retry_dlq\"\nfail_share = 0.6\nretry_share = 0.6\n", 4,
+       "scenario[0].retry_share", "must not exceed 1"},
+      {"[[scenario]]\nkind = \"retry_dlq\"\ncontrol = true\n", 3, "scenario[0].control",
+       "not used by kind retry_dlq"},
+      {"[[scenario]]\nkind = \"max_throughput\"\nfail_share = 0.1\n", 3, "scenario[0].fail_share",
+       "only kind retry_dlq"},
   };
   for (const auto& c : cases) {
     const ScenarioError e = error_of(c.text);
