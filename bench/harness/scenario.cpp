@@ -173,7 +173,9 @@ class Reader {
           if (!list.empty()) list += ", ";
           list += k;
         }
-        fail(key, &(*arr)[i], "unknown system '" + s + "' (known: " + list + ")");
+        std::string msg = "unknown system '";
+        msg.append(s).append("' (known: ").append(list).append(")");
+        fail(key, &(*arr)[i], msg);
       }
       if (std::find(out.begin(), out.end(), s) != out.end()) {
         fail(key, &(*arr)[i], "system '" + s + "' is listed twice");
