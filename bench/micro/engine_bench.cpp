@@ -5,9 +5,10 @@
 //                           -> log append -> filter -> map -> route -> subscriber
 //   urgent_under_load/{urgent,normal}:
 //                           one producer floods the normal lane, handlers spend ~0.2 us per
-//                           event, so the engine is saturated (the normal ring stays full) and every 20 us sends a probe, on the
-//                           urgent lane or (the baseline, same run) the normal lane; probe
-//                           latency = handler time - publish time, percentiles as counters
+//                           event, so the engine is saturated (the normal ring stays full) and
+//                           every 20 us sends a probe, on the urgent lane or (the baseline, same
+//                           run) the normal lane; probe latency = handler time - publish time,
+//                           percentiles as counters
 #include <benchmark/benchmark.h>
 
 #include <algorithm>

@@ -38,6 +38,21 @@ std::string payload_n(int i) {
   return std::string("payload-").append(std::to_string(i));
 }
 
+/// Counts allocations; serves them from new/delete.
+struct CountingResource : std::pmr::memory_resource {
+  std::size_t allocs = 0;
+  void* do_allocate(std::size_t n, std::size_t a) override {
+    ++allocs;
+    return std::pmr::new_delete_resource()->allocate(n, a);
+  }
+  void do_deallocate(void* p, std::size_t n, std::size_t a) override {
+    std::pmr::new_delete_resource()->deallocate(p, n, a);
+  }
+  bool do_is_equal(const std::pmr::memory_resource& o) const noexcept override {
+    return this == &o;
+  }
+};
+
 PartitionLog::Options small(std::size_t segments) {
   PartitionLog::Options o;
   o.segment_bytes = 4096;
@@ -160,19 +175,7 @@ TEST(PartitionLog, AgeRetentionEvictsWholeOldSegments) {
 }
 
 TEST(PartitionLog, AllocatesSegmentsOnlyOnFirstUse) {
-  struct Counting : std::pmr::memory_resource {
-    std::size_t allocs = 0;
-    void* do_allocate(std::size_t n, std::size_t a) override {
-      ++allocs;
-      return std::pmr::new_delete_resource()->allocate(n, a);
-    }
-    void do_deallocate(void* p, std::size_t n, std::size_t a) override {
-      std::pmr::new_delete_resource()->deallocate(p, n, a);
-    }
-    bool do_is_equal(const std::pmr::memory_resource& o) const noexcept override {
-      return this == &o;
-    }
-  } mr;
+  CountingResource mr;
   {
     PartitionLog log(0, small(3), &mr);
     EXPECT_EQ(mr.allocs, 0U);
@@ -183,24 +186,8 @@ TEST(PartitionLog, AllocatesSegmentsOnlyOnFirstUse) {
   }
 }
 
-}  // namespace
-
-namespace {
-
 TEST(PartitionLog, PreallocatedLogNeverAllocatesWhileAppending) {
-  struct Counting : std::pmr::memory_resource {
-    std::size_t allocs = 0;
-    void* do_allocate(std::size_t n, std::size_t a) override {
-      ++allocs;
-      return std::pmr::new_delete_resource()->allocate(n, a);
-    }
-    void do_deallocate(void* p, std::size_t n, std::size_t a) override {
-      std::pmr::new_delete_resource()->deallocate(p, n, a);
-    }
-    bool do_is_equal(const std::pmr::memory_resource& o) const noexcept override {
-      return this == &o;
-    }
-  } mr;
+  CountingResource mr;
   auto opts = small(4);
   opts.preallocate = true;
   PartitionLog log(0, opts, &mr);
