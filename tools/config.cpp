@@ -14,6 +14,7 @@
 
 #include "ringflow/config.hpp"
 #include "ringflow/topology.hpp"
+#include "topology_choice.hpp"
 
 int main(int argc, char** argv) {
   CLI::App app{"Check ringflow engine configs"};
@@ -32,13 +33,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   std::optional<ringflow::Topology> other;
-  try {
-    if (!synthetic.empty()) other = ringflow::Topology::from_synthetic(synthetic);
-    if (!xml.empty()) other = ringflow::Topology::from_xml(xml);
-  } catch (const std::exception& e) {
-    std::cerr << "ringflow-config: " << e.what() << "\n";
-    return 2;
-  }
+  if (!ringflow::tools::load_topology("ringflow-config", synthetic, xml, other)) return 2;
   const ringflow::Topology& topo = other ? *other : ringflow::Topology::machine();
 
   // Every problem at once: parse problems, then the range/relation/topology checks of what

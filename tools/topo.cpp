@@ -18,6 +18,7 @@
 #include "ringflow/numa_memory.hpp"
 #include "ringflow/plan.hpp"
 #include "ringflow/topology.hpp"
+#include "topology_choice.hpp"
 
 int main(int argc, char** argv) {
   CLI::App app{"Print the machine topology and, given a config, the thread placement plan"};
@@ -34,13 +35,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   std::optional<ringflow::Topology> other;
-  try {
-    if (!synthetic.empty()) other = ringflow::Topology::from_synthetic(synthetic);
-    if (!xml.empty()) other = ringflow::Topology::from_xml(xml);
-  } catch (const std::exception& e) {
-    std::cerr << "ringflow-topo: " << e.what() << "\n";
-    return 2;
-  }
+  if (!ringflow::tools::load_topology("ringflow-topo", synthetic, xml, other)) return 2;
   const ringflow::Topology& topo = other ? *other : ringflow::Topology::machine();
   std::cout << topo.tree();
   if (config_file.empty()) return 0;
