@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <vector>
 
 namespace {
@@ -68,6 +69,92 @@ TEST(RetryWheel, FireMayRescheduleIntoTheSameSlot) {
   w.poll(2'000'000'100LL, fire);
   w.poll(4'000'000'100LL, fire);
   EXPECT_EQ(fires, 3);
+  EXPECT_EQ(w.pending(), 0U);
+}
+
+}  // namespace
+
+namespace {
+
+using ringflow::detail::retry_backoff;
+
+TEST(RetryBackoff, DoublesAndSaturatesWithoutOverflow) {
+  EXPECT_EQ(retry_backoff(100, 1000, 1), 100);
+  EXPECT_EQ(retry_backoff(100, 1000, 2), 200);
+  EXPECT_EQ(retry_backoff(100, 1000, 4), 800);
+  EXPECT_EQ(retry_backoff(100, 1000, 5), 1000);
+  // Huge bounds and attempts: UBSan (asan preset) would report a signed overflow here.
+  EXPECT_EQ(retry_backoff(1, INT64_MAX, 65535), INT64_MAX);
+  EXPECT_EQ(retry_backoff(INT64_MAX / 2 + 1, INT64_MAX, 2), INT64_MAX);
+  EXPECT_EQ(retry_backoff(INT64_MAX, INT64_MAX, 3), INT64_MAX);
+  EXPECT_EQ(retry_backoff(5000, 1000, 1), 1000);  // base above the cap: the cap
+}
+
+TEST(RetryWheel, OldestChainTracksChainsAcrossReschedules) {
+  RetryWheel w(8);
+  const std::int64_t t0 = std::int64_t{1} << 30;
+  EXPECT_EQ(w.oldest_chain(), 0U);
+  add(w, t0 + 10, 0);         // chain 0
+  add(w, t0 + 5'000'000, 1);  // chain 1, due later
+  add(w, t0 + 20, 2);         // chain 2
+  EXPECT_EQ(w.chains_started(), 3U);
+  EXPECT_EQ(w.oldest_chain(), 0U);
+  // Chain 0 continues once (a further retry), chain 2 ends.
+  std::vector<std::uint64_t> fired;
+  w.poll(t0 + 100, [&](RetryEntry& e) {
+    fired.push_back(e.chain);
+    if (e.chain == 0) {
+      RetryEntry* next = w.acquire();
+      ASSERT_NE(next, nullptr);
+      next->due_ns = t0 + 3'000'000;
+      w.schedule(next, &e);
+    }
+  });
+  std::sort(fired.begin(), fired.end());  // one slot: order within it is not specified
+  EXPECT_EQ(fired, (std::vector<std::uint64_t>{0, 2}));
+  EXPECT_EQ(w.oldest_chain(), 0U) << "chain 0 goes on";
+  w.poll(t0 + 3'500'000, [&](RetryEntry& e) { EXPECT_EQ(e.chain, 0U); });
+  EXPECT_EQ(w.oldest_chain(), 1U);
+  w.poll(t0 + 6'000'000, [&](RetryEntry& e) { EXPECT_EQ(e.chain, 1U); });
+  EXPECT_EQ(w.pending(), 0U);
+  EXPECT_EQ(w.oldest_chain(), w.chains_started()) << "no chain left";
+}
+
+TEST(RetryWheel, EarliestDueIsALowerBoundWithoutRescanning) {
+  RetryWheel w(64);
+  const std::int64_t t0 = std::int64_t{1} << 30;
+  const std::int64_t tick = std::int64_t{1} << RetryWheel::kTickShift;
+  for (int i = 0; i < 50; ++i)
+    add(w, t0 + 40 * tick + i, 0);  // far out
+  add(w, t0 + 1, 1);
+  EXPECT_EQ(w.poll(t0 + 2, [](RetryEntry&) {}), 1U);
+  // The next occupied slot starts at (or before) the far entries' tick, never after them.
+  EXPECT_LE(w.earliest_due(), t0 + 40 * tick);
+  EXPECT_GT(w.earliest_due(), t0 + 2);
+  EXPECT_EQ(w.poll(t0 + 39 * tick, [](RetryEntry&) {}), 0U);
+  EXPECT_EQ(w.poll(t0 + 41 * tick, [](RetryEntry&) {}), 50U);
+  EXPECT_EQ(w.earliest_due(), INT64_MAX);
+}
+
+}  // namespace
+
+namespace {
+
+TEST(RetryWheel, ARetryScheduledWhileFiringLaterInTheSameTickIsNotPutOff) {
+  RetryWheel w(4);
+  const std::int64_t t0 = std::int64_t{1} << 30;  // the start of a tick
+  add(w, t0 + 10, 0);
+  add(w, t0 + 500, 1);  // same tick, due later: stays in the slot just walked
+  w.poll(t0 + 20, [&](RetryEntry& e) {
+    RetryEntry* next = w.acquire();
+    ASSERT_NE(next, nullptr);
+    next->due_ns = t0 + 300;  // again in the current tick
+    w.schedule(next, &e);
+  });
+  EXPECT_LE(w.earliest_due(), t0 + 300);
+  EXPECT_EQ(w.poll(t0 + 300, [](RetryEntry&) {}), 1U);
+  EXPECT_LE(w.earliest_due(), t0 + 500);
+  EXPECT_EQ(w.poll(t0 + 500, [](RetryEntry&) {}), 1U);
   EXPECT_EQ(w.pending(), 0U);
 }
 
