@@ -1,6 +1,7 @@
 #include "ringflow/engine.hpp"
 
 #include <algorithm>
+#include <deque>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -38,15 +39,24 @@ struct Engine::Impl {
   State state = State::created;  // changed under `lifecycle`; mirrored in state_atomic
   std::atomic<State> state_atomic{State::created};  // lock-free reads (handlers may call)
   std::atomic<bool> shards_ready{false};            // shards vector complete (stats())
-  mutable std::mutex lifecycle;  // guards state transitions, topics, producers (cold paths)
+  // Guards state transitions, topics and producers (cold paths). Held only for short, bounded
+  // sections: never while waiting for shards, so handlers may take it (make_producer(), a
+  // Producer's destructor) while stop() drains.
+  mutable std::mutex lifecycle;
+  // Serialises stop() callers: the second waits until the first has joined the shards. Never
+  // taken by anything a handler may call.
+  std::mutex stop_serial;
 
   detail::PublishContext ctx;
   Pipeline pipeline;
   std::vector<detail::Subscription> subscriptions;
-  std::vector<std::string> topic_names;
+  /// By topic id. A deque: names never move, so topic_name()'s views stay valid as topics are
+  /// added (immutable once started).
+  std::deque<std::string> topic_names;
   std::unordered_map<std::string, std::uint32_t> topic_ids;
   std::vector<std::uint32_t> dead_letter_of;  ///< by topic: its dead-letter topic (or kNoTopic)
-  std::vector<std::uint8_t> is_dead_letter;   ///< by topic, built at start()
+  std::vector<std::uint8_t> is_dead_letter;   ///< by topic: 1 for a dead-letter topic
+  std::vector<std::uint8_t> topic_flags;      ///< by topic, read by publish() (PublishContext)
   std::atomic<std::uint64_t> subscribe_denied{0};  ///< statistic
 
   /// Compiles a restricted producer's grants to one flag per topic (under `lifecycle`).
@@ -90,7 +100,6 @@ struct Engine::Impl {
       ctx.partition_shard[p] = static_cast<std::uint16_t>(p % cfg.shards);
     }
     ctx.shard_work = std::make_unique<Parking[]>(cfg.shards);
-    ctx.shard_space = std::make_unique<Parking[]>(cfg.shards);
 
     for (std::uint32_t s = 0; s < cfg.shards; ++s) {
       const int node = s < plan.shard_memory_node.size() ? plan.shard_memory_node[s] : -1;
@@ -108,6 +117,12 @@ struct Engine::Impl {
     producer_in_use.resize(cfg.max_producers, 0);
   }
 
+  /// Topic tables may be read without the lock once the engine has left `created`: they never
+  /// change again. Acquire: pairs with start()'s release of the state.
+  [[nodiscard]] bool tables_frozen() const noexcept {
+    return state_atomic.load(std::memory_order_acquire) != State::created;
+  }
+
   void require(State s, const char* what) const {
     if (state != s) {
       throw std::logic_error(std::string("ringflow::Engine::") + what + " needs state " +
@@ -117,7 +132,8 @@ struct Engine::Impl {
 
   EngineStats stats() const;
   void drain_rings() const;
-  void drain_retries() const;
+  /// upto == 0: the retry chains started so far; UINT64_MAX: all, until none is pending.
+  void drain_retries(std::uint64_t upto) const;
 };
 
 Engine::Engine(EngineConfig cfg) : Engine(std::move(cfg), Topology::machine()) {}
@@ -140,21 +156,39 @@ TopicId Engine::add_topic(std::string_view name, const TopicOptions& options) {
   if (std::string why = check_topic_name(name); !why.empty()) {
     throw std::invalid_argument("ringflow: cannot add topic: " + why);
   }
-  const std::string dlq_name =
-      options.dead_letter_topic.empty() ? std::string(name) + ".dlq" : options.dead_letter_topic;
   if (const auto it = m.topic_ids.find(std::string(name)); it != m.topic_ids.end()) {
-    // Registering a dead-letter topic that was created with its topic just returns it.
-    if (m.dead_letter_of[it->second] == detail::kNoTopic && options.dead_letter_topic.empty()) {
-      return TopicId{it->second};
+    if (m.is_dead_letter[it->second] != 0) {
+      throw std::invalid_argument("ringflow: topic '" + std::string(name) +
+                                  "' is already registered as a dead-letter topic (only the "
+                                  "engine writes there; subscribe to it instead)");
     }
     throw std::invalid_argument("ringflow: topic '" + std::string(name) +
                                 "' is already registered");
   }
-  if (std::string why = check_topic_name(dlq_name); !why.empty()) {
+  const bool derived = options.dead_letter_topic.empty();
+  const std::string dlq_name = derived ? std::string(name) + ".dlq" : options.dead_letter_topic;
+  // A derived name may be 4 bytes longer than kMaxTopicNameBytes, so that every valid topic
+  // name has its default dead-letter topic.
+  if (std::string why =
+          derived ? check_dead_letter_topic_name(dlq_name) : check_topic_name(dlq_name);
+      !why.empty()) {
     throw std::invalid_argument("ringflow: cannot add topic '" + std::string(name) +
                                 "': its dead-letter topic is not a valid name: " + why);
   }
-  const bool new_dlq = !m.topic_ids.contains(dlq_name);
+  if (dlq_name == name) {
+    throw std::invalid_argument("ringflow: topic '" + std::string(name) +
+                                "' cannot be its own dead-letter topic");
+  }
+  const auto existing_dlq = m.topic_ids.find(dlq_name);
+  if (existing_dlq != m.topic_ids.end() && m.is_dead_letter[existing_dlq->second] == 0) {
+    // An ordinary topic's events carry no DeadLetterInfo: a dead-letter subscriber would see
+    // dead_letter() == nullptr. Dead-letter topics are created by the engine only.
+    throw std::invalid_argument("ringflow: cannot add topic '" + std::string(name) +
+                                "': its dead-letter topic '" + dlq_name +
+                                "' is already an ordinary topic; choose another name with "
+                                "TopicOptions::dead_letter_topic");
+  }
+  const bool new_dlq = existing_dlq == m.topic_ids.end();
   if (m.topic_names.size() + (new_dlq ? 2 : 1) > m.cfg.max_topics) {
     throw std::length_error("ringflow: cannot add topic '" + std::string(name) +
                             "' (and its dead-letter topic): max_topics (" +
@@ -165,33 +199,46 @@ TopicId Engine::add_topic(std::string_view name, const TopicOptions& options) {
   m.topic_names.emplace_back(name);
   m.topic_ids.emplace(std::string(name), id);
   m.dead_letter_of.push_back(detail::kNoTopic);
+  m.is_dead_letter.push_back(0);
   std::uint32_t dlq = 0;
   if (new_dlq) {
     dlq = static_cast<std::uint32_t>(m.topic_names.size());
     m.topic_names.push_back(dlq_name);
     m.topic_ids.emplace(dlq_name, dlq);
     m.dead_letter_of.push_back(detail::kNoTopic);  // a dead-letter topic has none itself
+    m.is_dead_letter.push_back(1);
   } else {
-    dlq = m.topic_ids.at(dlq_name);
+    dlq = existing_dlq->second;  // a shared dead-letter topic (TopicOptions::dead_letter_topic)
   }
   m.dead_letter_of[id] = dlq;
   return TopicId{id};
 }
 
+// Read-only lookups: lock-free once started (the tables are frozen), so handlers may call them
+// at any time, stop() included; before start() they take the lock (add_topic() may run).
+
 TopicId Engine::dead_letter_topic(TopicId topic) const {
-  std::lock_guard lock(impl_->lifecycle);
-  if (topic.value >= impl_->dead_letter_of.size()) {
+  const Impl& m = *impl_;
+  std::unique_lock lock(m.lifecycle, std::defer_lock);
+  if (!m.tables_frozen()) lock.lock();
+  if (topic.value >= m.dead_letter_of.size()) {
     throw std::out_of_range("ringflow: unknown topic id " + std::to_string(topic.value));
   }
-  const std::uint32_t d = impl_->dead_letter_of[topic.value];
+  const std::uint32_t d = m.dead_letter_of[topic.value];
   return d == detail::kNoTopic ? TopicId{} : TopicId{d};
 }
 
 std::optional<TopicId> Engine::find_topic(std::string_view name) const noexcept {
-  std::lock_guard lock(impl_->lifecycle);
-  const auto it = impl_->topic_ids.find(std::string(name));
-  if (it == impl_->topic_ids.end()) return std::nullopt;
-  return TopicId{it->second};
+  const Impl& m = *impl_;
+  std::unique_lock lock(m.lifecycle, std::defer_lock);
+  if (!m.tables_frozen()) lock.lock();
+  try {
+    const auto it = m.topic_ids.find(std::string(name));
+    if (it == m.topic_ids.end()) return std::nullopt;
+    return TopicId{it->second};
+  } catch (...) {
+    return std::nullopt;  // the key copy could not be allocated
+  }
 }
 
 TopicId Engine::topic(std::string_view name) const {
@@ -201,11 +248,13 @@ TopicId Engine::topic(std::string_view name) const {
 }
 
 std::string_view Engine::topic_name(TopicId id) const {
-  std::lock_guard lock(impl_->lifecycle);
-  if (id.value >= impl_->topic_names.size()) {
+  const Impl& m = *impl_;
+  std::unique_lock lock(m.lifecycle, std::defer_lock);
+  if (!m.tables_frozen()) lock.lock();
+  if (id.value >= m.topic_names.size()) {
     throw std::out_of_range("ringflow: unknown topic id " + std::to_string(id.value));
   }
-  return impl_->topic_names[id.value];
+  return m.topic_names[id.value];  // stable storage: valid as long as the engine
 }
 
 Pipeline& Engine::pipeline() {
@@ -364,10 +413,11 @@ void Engine::start() {
   m.require(State::created, "start()");
   // Compile subscriptions to topic ids once: dispatch never matches strings.
   m.ctx.topic_count = static_cast<std::uint32_t>(m.topic_names.size());
-  m.is_dead_letter.assign(m.topic_names.size(), 0);
-  for (std::uint32_t d : m.dead_letter_of) {
-    if (d != detail::kNoTopic) m.is_dead_letter[d] = 1;
+  m.topic_flags.assign(m.topic_names.size(), 0);
+  for (std::size_t t = 0; t < m.topic_names.size(); ++t) {
+    if (m.is_dead_letter[t] != 0) m.topic_flags[t] |= detail::kTopicDeadLetter;
   }
+  m.ctx.topic_flags = m.topic_flags.data();
   // Consumer groups: number the members of each group in subscription order.
   std::unordered_map<std::string, std::uint32_t> group_sizes;
   for (const auto& sub : m.subscriptions) {
@@ -414,12 +464,14 @@ void Engine::start() {
   m.state_atomic.store(State::running, std::memory_order_release);
 }
 
-void Engine::Impl::drain_retries() const {
-  // Acquire (in retry_pending()): pairs with the shard's release; handler effects are visible.
+void Engine::Impl::drain_retries(std::uint64_t upto) const {
+  // Waits until every retry chain each shard started before `upto` (its chain numbering) has
+  // ended; UINT64_MAX: every chain, also those started later (stop(), producers quiet).
   for (const auto& sh : shards) {
-    for (std::uint32_t spins = 0; sh->retry_pending() != 0; ++spins) {
+    const std::uint64_t target = upto == UINT64_MAX ? UINT64_MAX : sh->retry_chains_started();
+    for (std::uint32_t spins = 0; !sh->retry_chains_done_below(target); ++spins) {
       if (spins < 64) {
-        __builtin_ia32_pause();
+        cpu_relax();
       } else {
         std::this_thread::sleep_for(std::chrono::microseconds(100));
       }
@@ -440,7 +492,7 @@ void Engine::Impl::drain_rings() const {
         // Acquire: pairs with the shard's release after the batch's handlers ran.
         for (std::uint32_t spins = 0; done.load(std::memory_order_acquire) < target; ++spins) {
           if (spins < 64) {
-            __builtin_ia32_pause();
+            cpu_relax();
           } else {
             std::this_thread::sleep_for(std::chrono::microseconds(50));
           }
@@ -451,23 +503,41 @@ void Engine::Impl::drain_rings() const {
 }
 
 void Engine::drain() {
+  if (detail::on_engine_thread()) {
+    throw std::logic_error(
+        "ringflow::Engine::drain() called from a handler or stage: it would wait for its own "
+        "batch; drain from another thread");
+  }
   if (state() != State::running) return;
   impl_->drain_rings();
-  // Retries scheduled by what was just drained; a retry never adds ring events.
-  impl_->drain_retries();
+  // Then the retries of what was just drained: every retry chain a shard had started by now
+  // (its batches of the events above are complete), not chains of events accepted later, so
+  // drain() returns under steady load with retrying handlers too.
+  impl_->drain_retries(0);
 }
 
 void Engine::stop() {
-  std::lock_guard lock(impl_->lifecycle);
-  Impl& m = *impl_;
-  if (m.state == State::stopped) return;
-  if (m.state == State::created) {
-    m.state = State::stopped;
-    m.state_atomic.store(State::stopped, std::memory_order_release);
-    return;
+  if (detail::on_engine_thread()) {
+    throw std::logic_error(
+        "ringflow::Engine::stop() called from a handler or stage: it would wait for its own "
+        "shard; stop the engine from another thread");
   }
-  // 1. No new publish may start: clear `running`, then the heavy barrier (membarrier.hpp).
-  m.ctx.running.store(0, std::memory_order_relaxed);
+  Impl& m = *impl_;
+  // Callers queue here; the lifecycle lock is held only for the state changes, never while
+  // waiting for the shards, so handlers that call into the engine cannot block this stop().
+  std::lock_guard serial(m.stop_serial);
+  {
+    std::lock_guard lock(m.lifecycle);
+    if (m.state == State::stopped) return;
+    if (m.state == State::created) {
+      m.state = State::stopped;
+      m.state_atomic.store(State::stopped, std::memory_order_release);
+      return;
+    }
+    // 1. No new publish may start: clear `running` (under the lock, so make_producer() and
+    //    stop() agree on it), then the heavy barrier (membarrier.hpp).
+    m.ctx.running.store(0, std::memory_order_relaxed);
+  }
   detail::heavy_barrier();
   // 2. Wait out publishes that passed their check before the barrier.
   const std::uint32_t n = m.producer_count.load(std::memory_order_acquire);
@@ -478,11 +548,12 @@ void Engine::stop() {
   }
   // 3. Everything accepted is processed, then the workers leave.
   m.drain_rings();
-  m.drain_retries();
+  m.drain_retries(UINT64_MAX);
   for (auto& sh : m.shards)
     sh->request_exit();
   for (auto& sh : m.shards)
     sh->join();
+  std::lock_guard lock(m.lifecycle);
   m.state = State::stopped;
   m.state_atomic.store(State::stopped, std::memory_order_release);
 }
@@ -587,6 +658,7 @@ Producer& Producer::operator=(Producer&& other) noexcept {
     state_ = other.state_;
     other.engine_ = nullptr;
     other.state_ = nullptr;
+    hand_over();
   }
   return *this;
 }
@@ -609,7 +681,6 @@ bool Producer::wait_and_push(detail::EventRing& ring, std::uint32_t shard, const
                              std::int64_t ts, std::uint32_t topic, std::uint32_t partition,
                              std::string_view key, std::span<const std::byte> payload) noexcept {
   detail::ProducerState& s = *state_;
-  const detail::PublishContext& ctx = *s.ctx;
   auto& waited = s.counters.waited_full;
   waited.store(waited.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);  // stat
   const auto deadline =
@@ -620,7 +691,7 @@ bool Producer::wait_and_push(detail::EventRing& ring, std::uint32_t shard, const
     return pushed;
   };
   if (s.backpressure == BackpressurePolicy::park) {
-    (void)ctx.shard_space[shard].wait_until(try_once, deadline);
+    (void)s.rings[shard]->space.wait_until(try_once, deadline);
   } else {
     SpinThenYield w;
     (void)w.wait_until(try_once, deadline);

@@ -144,6 +144,10 @@ const detail::RecordHeader* PartitionLog::append(const detail::RecordHeader& hea
   alignas(8) std::byte buf[kMaxRecordBytes];
   detail::RecordHeader h = header;
   h.offset = offset;
+  // ingest_ns is non-decreasing per partition (seek_time() searches on it), whatever clock
+  // reading the caller passes: a later record never carries an earlier time.
+  if (h.ingest_ns < last_ingest_ns_) h.ingest_ns = last_ingest_ns_;
+  last_ingest_ns_ = h.ingest_ns;
   h.key_len = static_cast<std::uint8_t>(key.size());
   h.payload_len = static_cast<std::uint16_t>(payload.size());
   h.flags = dead_letter != nullptr ? detail::kRecordDeadLetter : 0;

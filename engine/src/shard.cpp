@@ -43,6 +43,7 @@ Shard::Shard(ShardEnv env, std::uint32_t id, ThreadPlacement placement,
     sub_counters_.push_back(std::make_unique<SubscriptionCounters>());
   }
   failures_.assign(env_.subscriptions->size(), std::vector<Failure>(batch));
+  staged_.resize(batch);
   topic_counters_ = std::vector<TopicCounters>(env_.dead_letter_topic->size());
   dedup_.resize(env_.logs->size());
   if (env_.cfg->idempotency_window != 0) {
@@ -86,6 +87,7 @@ bool Shard::rings_empty() const noexcept {
 }
 
 void Shard::run() {
+  const EngineThreadScope scope;  // handlers on this thread may not drain()/stop()
   // Named, so per-thread tools (perf, top -H, gdb) can tell shards apart.
   const std::string name = "rf-shard-" + std::to_string(id_);
   (void)pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
@@ -210,8 +212,10 @@ std::size_t Shard::drain_ring(ProducerState& p, std::uint32_t lane) {
       h.topic = s.topic;
       h.partition = s.partition;
       h.priority = s.priority;
+      // Stored with the batch's ingest time: the records after it carry the same one, so
+      // ingest_ns stays non-decreasing within the partition.
       dead_letter(kNoTopic, h, s.key(), s.payload(), 0, DeadLetterReason::expired, "",
-                  "deadline passed before ingest");
+                  "deadline passed before ingest", ingest);
       ++expired;
       continue;
     }
@@ -244,7 +248,9 @@ std::size_t Shard::drain_ring(ProducerState& p, std::uint32_t lane) {
   ring.release(taken);
   // Relaxed: a producer that parks re-checks its ring after announcing itself (Parking's
   // protocol); this flag only spares the fence when no producer parks at all.
-  if (env_.ctx->notify_space.load(std::memory_order_relaxed)) env_.ctx->shard_space[id_].notify();
+  // Only this ring's producer can be waiting for this space: wake it, not every producer
+  // parked on this shard.
+  if (env_.ctx->notify_space.load(std::memory_order_relaxed)) rp.space.notify();
 
   batch_.size = n;
   if (n != 0) {
@@ -299,6 +305,7 @@ void Shard::build_graph() {
   const bool parallel = !graph_pus_.empty() && subs > 1;
   for (std::size_t s = 0; s < subs; ++s) {
     auto body = [this, s](Batch* b) {
+      const EngineThreadScope scope;  // may run on a TBB worker: handlers there may not drain()
       deliver(s, *b);
       return continue_msg{};
     };
@@ -342,6 +349,13 @@ void Shard::run_stage(const Pipeline::Stage& st, Batch& b) {
           Event e(w.rec, w.payload, w.payload_len, w.topic,
                   {b.scratch + i * b.scratch_stride, b.scratch_stride});
           st.map(e);
+          if (!routable(e.topic().value)) {
+            // set_topic() to an unknown or dead-letter topic: like a route to nowhere, the
+            // event leaves the pipeline, counted as a stage failure.
+            w.live = false;
+            ++failed;
+            break;
+          }
           w.payload = e.payload().data();
           w.payload_len = static_cast<std::uint32_t>(e.payload().size());
           w.topic = e.topic().value;
@@ -349,8 +363,8 @@ void Shard::run_stage(const Pipeline::Stage& st, Batch& b) {
         }
         case Pipeline::Kind::route: {
           const TopicId t = st.route(EventView(w.rec, w.payload, w.payload_len, w.topic));
-          if (t.value >= env_.ctx->topic_count) {
-            w.live = false;  // routed nowhere: counted as a stage failure
+          if (!routable(t.value)) {
+            w.live = false;  // routed nowhere (or at a dead-letter topic): a stage failure
             ++failed;
           } else {
             w.topic = t.value;
@@ -413,38 +427,66 @@ void Shard::deliver(std::size_t s, Batch& b) {
 namespace ringflow::detail {
 
 void Shard::publish_retry_pending() noexcept {
-  // Release: drain() acquires it; what the retried handlers did is visible once it reads 0.
+  // Release (each): drain()/stop() acquire them; what the retried handlers did is visible.
+  retry_chains_started_.store(wheel_.chains_started(), std::memory_order_release);
+  retry_oldest_chain_.store(wheel_.oldest_chain(), std::memory_order_release);
   retry_pending_.store(wheel_.pending(), std::memory_order_release);
 }
 
 std::int64_t Shard::backoff(const Subscription& sub, std::uint32_t attempt) noexcept {
   // Exponential: backoff_ns * 2^(attempt-1), capped, with +-25 % jitter so that retries of
   // a burst do not fire in lockstep.
-  std::int64_t d = sub.backoff_ns;
-  for (std::uint32_t i = 1; i < attempt && d < sub.backoff_max_ns; ++i)
-    d *= 2;
-  d = std::min(d, sub.backoff_max_ns);
+  std::int64_t d = retry_backoff(sub.backoff_ns, sub.backoff_max_ns, attempt);
   rng_ ^= rng_ << 13;
   rng_ ^= rng_ >> 7;
   rng_ ^= rng_ << 17;
   const std::int64_t span = d / 2;
-  if (span > 0) d += static_cast<std::int64_t>(rng_ % static_cast<std::uint64_t>(span)) - span / 2;
+  if (span > 0) {
+    d = add_saturating(
+        d, static_cast<std::int64_t>(rng_ % static_cast<std::uint64_t>(span)) - span / 2);
+  }
   return d;
 }
 
+void Shard::stage(std::uint32_t item) {
+  StagedEvent& st = staged_[item];
+  if (st.staged) return;
+  const WorkItem& w = items_[item];
+  st.hdr = *w.rec;
+  const auto* body = reinterpret_cast<const std::byte*>(w.rec + 1);
+  std::memcpy(st.bytes, body, std::size_t{st.hdr.key_len} + st.hdr.payload_len);
+  // The handlers' payload is the stored one unless a map stage replaced it in the scratch
+  // buffer (which no append touches).
+  const bool in_scratch =
+      w.payload >= scratch_.data() && w.payload < scratch_.data() + scratch_.size();
+  st.payload = in_scratch ? w.payload : st.bytes + st.hdr.key_len;
+  st.payload_len = in_scratch ? w.payload_len : st.hdr.payload_len;
+  st.staged = true;
+}
+
 void Shard::handle_failures() {
+  // 1. Copy every failing event out of the log first: the dead letters appended below may
+  //    reuse the segments holding this batch's records (small retention, many failures).
+  bool any = false;
   for (std::uint32_t s = 0; s < nfailures_.size(); ++s) {
     for (std::size_t k = 0; k < nfailures_[s]; ++k) {
+      stage(failures_[s][k].item);
+      any = true;
+    }
+  }
+  // 2. Then act on them, from the copies only.
+  for (std::uint32_t s = 0; any && s < nfailures_.size(); ++s) {
+    for (std::size_t k = 0; k < nfailures_[s]; ++k) {
       const Failure& f = failures_[s][k];
-      const WorkItem& w = items_[f.item];
-      const RecordHeader& rec = *w.rec;
-      const auto* key = reinterpret_cast<const char*>(w.rec + 1);
-      const std::span<const std::byte> original(
-          reinterpret_cast<const std::byte*>(key) + rec.key_len, rec.payload_len);
-      on_failure(s, rec, {key, rec.key_len}, original, {w.payload, w.payload_len}, w.topic,
-                 rec.attempt, f, f.error);
+      const StagedEvent& st = staged_[f.item];
+      on_failure(s, st.hdr, st.key(), st.original(), {st.payload, st.payload_len},
+                 items_[f.item].topic, st.hdr.attempt, f, f.error, nullptr);
     }
     nfailures_[s] = 0;
+  }
+  if (any) {
+    for (std::size_t i = 0; i < batch_.size; ++i)
+      staged_[i].staged = false;
   }
   publish_retry_pending();
 }
@@ -452,19 +494,19 @@ void Shard::handle_failures() {
 void Shard::on_failure(std::uint32_t sub, const RecordHeader& rec, std::string_view key,
                        std::span<const std::byte> original, std::span<const std::byte> payload,
                        std::uint32_t topic, std::uint32_t attempt, const Failure& f,
-                       const char* first_error) {
+                       const char* first_error, const RetryEntry* continues) {
   const Subscription& s = (*env_.subscriptions)[sub];
   if (f.kind != Outcome::Kind::retry || attempt >= s.max_attempts) {
     dead_letter(sub, rec, key, original, attempt,
                 f.kind == Outcome::Kind::retry ? DeadLetterReason::retries_exhausted
                                                : DeadLetterReason::failed,
-                first_error, f.error);
+                first_error, f.error, now_ns());
     return;
   }
   RetryEntry* e = wheel_.acquire();
   if (e == nullptr) {
     dead_letter(sub, rec, key, original, attempt, DeadLetterReason::retry_overflow, first_error,
-                f.error);
+                f.error, now_ns());
     return;
   }
   e->hdr = rec;
@@ -478,9 +520,12 @@ void Shard::on_failure(std::uint32_t sub, const RecordHeader& rec, std::string_v
   e->topic = topic;
   e->subscription = sub;
   std::memcpy(e->first_error, first_error, sizeof e->first_error);
-  const std::int64_t delay = f.delay_ns > 0 ? f.delay_ns : backoff(s, attempt);
-  e->due_ns = now_ns() + delay;
-  wheel_.schedule(e);
+  // A delay the handler asks for is bounded by retry_backoff_max like the backoff itself, so
+  // that no retry (and no drain() waiting for it) is put off indefinitely.
+  const std::int64_t delay =
+      f.delay_ns > 0 ? std::min(f.delay_ns, s.backoff_max_ns) : backoff(s, attempt);
+  e->due_ns = add_saturating(now_ns(), delay);
+  wheel_.schedule(e, continues);
   counters_.retries.add(1);
 }
 
@@ -493,7 +538,7 @@ void Shard::fire_retry(RetryEntry& e) {
   if (e.hdr.deadline_ns != 0 && e.hdr.deadline_ns <= now_ns()) {
     copy_error(f.error, "deadline passed before retry");
     dead_letter(e.subscription, e.hdr, e.key(), original, attempt - 1, DeadLetterReason::expired,
-                e.first_error, f.error);
+                e.first_error, f.error, now_ns());
     return;
   }
   SubscriptionCounters& c = *sub_counters_[e.subscription];
@@ -517,22 +562,23 @@ void Shard::fire_retry(RetryEntry& e) {
   }
   c.failures.add(1);
   on_failure(e.subscription, e.hdr, e.key(), original, {e.payload(), e.payload_len}, e.topic,
-             attempt, f, e.first_error);
+             attempt, f, e.first_error, &e);
 }
 
 void Shard::dead_letter(std::uint32_t sub, const RecordHeader& rec, std::string_view key,
                         std::span<const std::byte> original, std::uint32_t attempts,
-                        DeadLetterReason reason, const char* first_error, const char* last_error) {
-  counters_.dead_lettered[static_cast<std::size_t>(reason)].add(1);
-  if (rec.topic < topic_counters_.size()) topic_counters_[rec.topic].dead_lettered.add(1);
+                        DeadLetterReason reason, const char* first_error, const char* last_error,
+                        std::int64_t ingest_ns) {
   if (sub < sub_counters_.size()) sub_counters_[sub]->dead_lettered.add(1);
   const std::uint32_t dlq =
       rec.topic < env_.dead_letter_topic->size() ? (*env_.dead_letter_topic)[rec.topic] : kNoTopic;
   if (dlq == kNoTopic) {
-    // A handler of a dead-letter topic gave up: counted, not re-queued (no DLQ of a DLQ).
+    // Defensive: only dead-letter topics have none, and their handlers are not retried.
     counters_.dead_letter_failures.add(1);
     return;
   }
+  counters_.dead_lettered[static_cast<std::size_t>(reason)].add(1);
+  if (rec.topic < topic_counters_.size()) topic_counters_[rec.topic].dead_lettered.add(1);
   DeadLetterInfo info{};
   info.origin_offset = rec.offset;
   info.dead_ns = now_ns();
@@ -546,7 +592,7 @@ void Shard::dead_letter(std::uint32_t sub, const RecordHeader& rec, std::string_
   PartitionLog& log = *(*env_.logs)[rec.partition];
   RecordHeader h = rec;
   h.id = make_event_id(log.end_offset(), rec.partition);
-  h.ingest_ns = info.dead_ns;
+  h.ingest_ns = ingest_ns;
   // Tracing: a dead letter is caused by the event it reports (or by what caused that one,
   // when the event was never stored).
   h.causation_id = rec.offset != UINT64_MAX ? rec.id : rec.causation_id;
@@ -575,7 +621,11 @@ void Shard::deliver_dead_letter(const RecordHeader* rec) {
     if (ok) {
       c.ok.add(1);
     } else {
+      // One attempt per dead letter: the subscription gave up on it (counted as its
+      // dead_lettered, so first_deliveries == ok + dead_lettered holds here too); it stays in
+      // the dead-letter topic's log, not re-queued (no DLQ of a DLQ).
       c.failures.add(1);
+      c.dead_lettered.add(1);
       counters_.dead_letter_failures.add(1);
     }
   }

@@ -24,6 +24,19 @@ namespace ringflow::detail {
 
 class PinnedArena;
 
+/// Depth of engine-thread scopes on this thread: nonzero while it runs a shard loop, a stage or
+/// a handler. drain() and stop() refuse to run there (they would wait for themselves).
+inline thread_local std::uint32_t t_engine_thread_depth = 0;
+[[nodiscard]] inline bool on_engine_thread() noexcept {
+  return t_engine_thread_depth != 0;
+}
+struct EngineThreadScope {
+  EngineThreadScope() noexcept { ++t_engine_thread_depth; }
+  ~EngineThreadScope() { --t_engine_thread_depth; }
+  EngineThreadScope(const EngineThreadScope&) = delete;
+  EngineThreadScope& operator=(const EngineThreadScope&) = delete;
+};
+
 /// One event moving through the graph: where it is stored, and what stages made of it.
 struct WorkItem {
   const RecordHeader* rec;
@@ -94,6 +107,23 @@ struct Failure {
   char error[DeadLetterInfo::kErrorBytes];
 };
 
+/// Failure handling's own copy of a failing event, taken before any dead letter is appended:
+/// those appends may reuse the log segments that hold the batch's records.
+struct StagedEvent {
+  RecordHeader hdr;
+  std::uint32_t payload_len = 0;       ///< of the payload the handlers saw
+  const std::byte* payload = nullptr;  ///< the handlers' payload (staged copy or map scratch)
+  std::byte bytes[kMaxKeyBytes + kMaxPayloadBytes];  ///< key, then the stored payload
+  bool staged = false;
+
+  [[nodiscard]] std::string_view key() const noexcept {
+    return {reinterpret_cast<const char*>(bytes), hdr.key_len};
+  }
+  [[nodiscard]] std::span<const std::byte> original() const noexcept {
+    return {bytes + hdr.key_len, hdr.payload_len};
+  }
+};
+
 /// What a shard needs from its engine (owned by Engine::Impl, outlives every shard).
 struct ShardEnv {
   const EngineConfig* cfg;
@@ -105,6 +135,13 @@ struct ShardEnv {
   std::vector<std::unique_ptr<PartitionLog>>* logs;     ///< by partition
   const std::vector<std::uint32_t>* dead_letter_topic;  ///< by topic id
 };
+
+/// Saturating signed addition (due times: now + a handler's delay may not overflow).
+[[nodiscard]] inline std::int64_t add_saturating(std::int64_t a, std::int64_t b) noexcept {
+  std::int64_t r = 0;
+  if (__builtin_add_overflow(a, b, &r)) return b > 0 ? INT64_MAX : INT64_MIN;
+  return r;
+}
 
 class Shard {
  public:
@@ -142,14 +179,22 @@ class Shard {
 
   // Delivery semantics: retries on the wheel, dead letters to the topic's DLQ.
   void handle_failures();
+  void stage(std::uint32_t item);
+  /// `continues`: the retry entry being fired whose chain this failure continues (or null).
   void on_failure(std::uint32_t sub, const RecordHeader& rec, std::string_view key,
                   std::span<const std::byte> original, std::span<const std::byte> payload,
                   std::uint32_t topic, std::uint32_t attempt, const Failure& f,
-                  const char* first_error);
+                  const char* first_error, const RetryEntry* continues);
   void fire_retry(RetryEntry& e);
+  /// Appends a dead letter with ingest time `ingest_ns` (non-decreasing per partition).
   void dead_letter(std::uint32_t sub, const RecordHeader& rec, std::string_view key,
                    std::span<const std::byte> original, std::uint32_t attempts,
-                   DeadLetterReason reason, const char* first_error, const char* last_error);
+                   DeadLetterReason reason, const char* first_error, const char* last_error,
+                   std::int64_t ingest_ns);
+  /// Whether a stage may send an event to topic `t` (registered, not a dead-letter topic).
+  [[nodiscard]] bool routable(std::uint32_t t) const noexcept {
+    return t < env_.ctx->topic_count && (env_.ctx->topic_flags[t] & kTopicDeadLetter) == 0;
+  }
   /// Runs the handlers of dead-letter subscriptions for one stored dead letter.
   void deliver_dead_letter(const RecordHeader* rec);
   void publish_retry_pending() noexcept;
@@ -176,6 +221,7 @@ class Shard {
   RetryWheel wheel_;
   std::vector<std::unique_ptr<DedupWindow>> dedup_;  ///< by partition (owned ones only)
   std::vector<std::vector<Failure>> failures_;       ///< per subscription, batch_size each
+  std::vector<StagedEvent> staged_;                  ///< by batch item, batch_size
   std::vector<std::size_t> nfailures_;
   std::uint64_t rng_ = 0x9E3779B97F4A7C15ULL;  ///< backoff jitter (xorshift)
 
@@ -185,13 +231,26 @@ class Shard {
   std::int64_t next_retention_check_ns_ = 0;
 
   alignas(kCacheLine) std::atomic<bool> exit_{false};
-  /// Retries still scheduled (drain() waits for 0). Written by the shard thread only.
+  /// Retries still scheduled, retry chains started, and the oldest chain not yet ended (see
+  /// RetryWheel). Written by the shard thread only; drain() and stop() wait on them.
   std::atomic<std::uint64_t> retry_pending_{0};
+  std::atomic<std::uint64_t> retry_chains_started_{0};
+  std::atomic<std::uint64_t> retry_oldest_chain_{0};
 
  public:
   [[nodiscard]] std::uint64_t retry_pending() const noexcept {
     // Acquire: pairs with publish_retry_pending()'s release; handler effects are visible.
     return retry_pending_.load(std::memory_order_acquire);
+  }
+  [[nodiscard]] std::uint64_t retry_chains_started() const noexcept {
+    // Acquire: pairs with publish_retry_pending()'s release.
+    return retry_chains_started_.load(std::memory_order_acquire);
+  }
+  /// Every retry chain numbered below `chain` has ended (UINT64_MAX: no retry is pending).
+  [[nodiscard]] bool retry_chains_done_below(std::uint64_t chain) const noexcept {
+    if (chain == UINT64_MAX) return retry_pending() == 0;
+    // Acquire: pairs with publish_retry_pending()'s release; handler effects are visible.
+    return retry_oldest_chain_.load(std::memory_order_acquire) >= chain;
   }
 };
 

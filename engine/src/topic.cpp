@@ -9,13 +9,12 @@ bool segment_char_ok(char c) noexcept {
          c == '-';
 }
 
-std::string check(std::string_view s, bool pattern) {
+std::string check(std::string_view s, bool pattern, std::size_t max_bytes) {
   const char* what = pattern ? "pattern" : "topic name";
   if (s.empty()) return std::string(what) + " is empty";
-  if (s.size() > kMaxTopicNameBytes) {
+  if (s.size() > max_bytes) {
     return std::string(what) + " '" + std::string(s.substr(0, 32)) + "...' is " +
-           std::to_string(s.size()) + " bytes long; the limit is " +
-           std::to_string(kMaxTopicNameBytes);
+           std::to_string(s.size()) + " bytes long; the limit is " + std::to_string(max_bytes);
   }
   std::size_t start = 0;
   std::size_t seg_no = 1;
@@ -54,10 +53,13 @@ std::string check(std::string_view s, bool pattern) {
 }  // namespace
 
 std::string check_topic_name(std::string_view name) {
-  return check(name, false);
+  return check(name, false, kMaxTopicNameBytes);
+}
+std::string check_dead_letter_topic_name(std::string_view name) {
+  return check(name, false, kMaxDeadLetterTopicNameBytes);
 }
 std::string check_topic_pattern(std::string_view pattern) {
-  return check(pattern, true);
+  return check(pattern, true, kMaxDeadLetterTopicNameBytes);
 }
 
 bool topic_matches(std::string_view pattern, std::string_view name) noexcept {

@@ -199,3 +199,20 @@ TEST(PartitionLog, PreallocatedLogNeverAllocatesWhileAppending) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(PartitionLog, IngestTimeIsNonDecreasingWhateverTheCallerPasses) {
+  PartitionLog log(0, small(4));
+  append(log, 100, "k", "a");
+  append(log, 50, "k", "b");  // an earlier clock reading: stored with the later time
+  append(log, 120, "k", "c");
+  ringflow::PartitionReader r = log.reader();
+  ringflow::StoredEvent e;
+  std::vector<std::int64_t> times;
+  while (r.next(e) == ringflow::ReadStatus::ok)
+    times.push_back(e.ingest_ns);
+  EXPECT_EQ(times, (std::vector<std::int64_t>{100, 100, 120}));
+}
+
+}  // namespace

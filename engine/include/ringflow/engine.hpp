@@ -22,6 +22,13 @@
 //     exactly once before stop() returns, also when producers keep publishing during stop().
 //   - Producers must be destroyed before their engine.
 //
+// From a handler or stage (they run on the engine's threads) you may call the read-only
+// lookups (topic(), find_topic(), topic_name(), dead_letter_topic(), stats(), state(),
+// config(), plan(), partitions(), log(), reader()), which are lock-free once started, and
+// make_producer() / destroy producers. drain() and stop() throw std::logic_error there (they
+// would wait for the calling handler itself). stop() holds no lock a handler needs while it
+// waits for the shards.
+//
 // Threads: one pinned worker per shard (EngineConfig::shards, placed by ringflow::plan), plus
 // graph_workers_per_shard TBB workers in each shard's arena. Handlers and stages run on those
 // threads; a handler must not block for long (it holds up its shard).
@@ -99,6 +106,8 @@ struct TopicStats {
 
 /// One subscription's delivery accounting (after drain()):
 ///   first_deliveries == ok + dead_lettered       (every event it got ends one way or the other)
+/// For a subscription to a dead-letter topic, dead_lettered counts the dead letters its handler
+/// failed (one attempt each; they stay in the log, also counted in dead_letter_failures).
 struct SubscriptionStats {
   std::string pattern;
   std::string group;
@@ -108,8 +117,8 @@ struct SubscriptionStats {
   std::uint64_t dead_lettered = 0;     ///< events it gave up on
 };
 
-/// Totals since start. After drain(), with no faults:
-///   published(ok) == appended + expired_at_ingest, and
+/// Totals since start. After drain():
+///   published(ok) == appended + expired + duplicates, and with no stage faults
 ///   appended == processed == filtered + stage_failures + (events that reached subscriptions).
 struct EngineStats {
   std::uint64_t published[kPublishStatusCount] = {};  ///< publish() results, by status
@@ -157,8 +166,11 @@ class Engine {
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
-  /// Registers a topic. Throws std::invalid_argument for a bad or duplicate name (message says
-  /// why), std::length_error past max_topics, std::logic_error once started.
+  /// Registers a topic and its dead-letter topic ("<name>.dlq", up to 4 bytes past the name
+  /// limit, or options.dead_letter_topic, which may be shared with other topics). Throws
+  /// std::invalid_argument for a bad or duplicate name, the name of a dead-letter topic, or a
+  /// dead-letter name that is already an ordinary topic (message says why),
+  /// std::length_error past max_topics, std::logic_error once started.
   TopicId add_topic(std::string_view name, const TopicOptions& options = {});
   /// The dead-letter topic of `topic` (invalid TopicId for a dead-letter topic itself).
   [[nodiscard]] TopicId dead_letter_topic(TopicId topic) const;
@@ -171,6 +183,8 @@ class Engine {
   std::size_t redrive(TopicId dead_letter_topic,
                       const std::function<bool(const StoredEvent&)>& select, Producer& producer);
   /// The id of a registered topic; throws std::out_of_range naming it if unknown.
+  /// (Lookups: lock-free once started; callable from handlers. topic_name()'s view is valid for
+  /// the engine's life.)
   [[nodiscard]] TopicId topic(std::string_view name) const;
   [[nodiscard]] std::optional<TopicId> find_topic(std::string_view name) const noexcept;
   [[nodiscard]] std::string_view topic_name(TopicId id) const;

@@ -67,11 +67,16 @@ static_assert(sizeof(RecordHeader) == 72, "record header layout is part of the l
 
 inline constexpr std::uint8_t kRecordDeadLetter = 1;
 
-/// Event ids: ((offset + 1) << 16) | partition. Unique per engine (partitions < 65536), never 0
-/// (0 means "none" in causation ids), and the partition and offset can be read back from it.
+/// Event ids: ((offset + 1) << 16) | partition. Unique per engine (partitions < 65536) for the
+/// first kMaxEventIdOffset events of each partition (2^48 - 1: over 8 years at a million events
+/// per second per partition), never 0 (0 means "none" in causation ids), and the partition and
+/// offset can be read back from it. Past that offset the id saturates: still never 0 and still
+/// naming its partition, but no longer unique (ids never wrap round to reuse small values).
+inline constexpr std::uint64_t kMaxEventIdOffset = (std::uint64_t{1} << 48) - 2;
 [[nodiscard]] constexpr std::uint64_t make_event_id(std::uint64_t offset,
                                                     std::uint32_t partition) noexcept {
-  return ((offset + 1) << 16) | partition;
+  const std::uint64_t o = offset < kMaxEventIdOffset ? offset : kMaxEventIdOffset;
+  return ((o + 1) << 16) | (partition & 0xFFFFU);
 }
 
 }  // namespace detail

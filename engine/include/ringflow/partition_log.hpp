@@ -128,8 +128,9 @@ class PartitionLog {
   std::pmr::memory_resource* mr_;
   std::size_t index_slots_;  ///< records a segment can index
   std::vector<std::unique_ptr<Segment>> segments_;
-  std::size_t head_ = 0;  ///< segment being appended to (writer only)
-  bool started_ = false;  ///< writer only
+  std::size_t head_ = 0;                     ///< segment being appended to (writer only)
+  bool started_ = false;                     ///< writer only
+  std::int64_t last_ingest_ns_ = INT64_MIN;  ///< writer only: ingest_ns of the last append
 
   alignas(detail::kCacheLine) std::atomic<std::uint64_t> end_offset_{0};
   std::atomic<std::uint64_t> first_offset_{0};

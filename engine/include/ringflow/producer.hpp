@@ -7,7 +7,10 @@
 // `park` and the ring is full); it returns a PublishStatus and never drops an event silently:
 // `ok` means the event will be processed (or dead-lettered) exactly once, anything else means it
 // was not accepted. Move it between threads only while no publish() is running (the hand-over
-// needs its own synchronisation, e.g. the thread start that takes it along).
+// needs its own synchronisation, e.g. the thread start that takes it along); the move resets
+// the debug role checks, so the receiving thread becomes the owner.
+// Publishing to a dead-letter topic returns `unauthorized`: only the engine writes dead letters
+// (Engine::redrive() re-publishes them to their origin topics).
 
 #include <cstdint>
 #include <span>
@@ -35,9 +38,12 @@ struct ProducerStats {
 class Producer {
  public:
   Producer() noexcept = default;  ///< an empty handle: publish() returns `stopped`
+  /// Moving hands the producer over: the thread that next publishes through it becomes its
+  /// owner (debug role checks). Move only while no publish() is running on it.
   Producer(Producer&& other) noexcept : engine_(other.engine_), state_(other.state_) {
     other.engine_ = nullptr;
     other.state_ = nullptr;
+    hand_over();
   }
   Producer& operator=(Producer&& other) noexcept;
   Producer(const Producer&) = delete;
@@ -64,6 +70,16 @@ class Producer {
   friend class Engine;
   Producer(Engine* e, detail::ProducerState* s) noexcept : engine_(e), state_(s) {}
 
+  /// Resets the debug role checks of this producer and its rings' producer sides, so that
+  /// another thread may take it over (the move itself must be synchronised by the caller).
+  void hand_over() noexcept {
+    if (state_ == nullptr) return;
+    state_->role.reset();
+    for (auto& rp : state_->rings) {
+      for (auto& ring : rp->lanes)
+        ring.reset_producer_role();
+    }
+  }
   PublishStatus reject(PublishStatus s) noexcept {
     state_->counters.bump(s);
     return s;
@@ -93,7 +109,9 @@ inline PublishStatus Producer::publish(TopicId topic, std::string_view key,
   if (topic.value >= ctx.topic_count) [[unlikely]] {
     return reject(PublishStatus::unknown_topic);
   }
-  if (s.restricted && s.allowed[topic.value] == 0) [[unlikely]] {
+  // A dead-letter topic is written by the engine only (its events carry a DeadLetterInfo).
+  if ((ctx.topic_flags[topic.value] & detail::kTopicDeadLetter) != 0 ||
+      (s.restricted && s.allowed[topic.value] == 0)) [[unlikely]] {
     return reject(PublishStatus::unauthorized);
   }
   if (key.size() > kMaxKeyBytes || payload.size() > ctx.max_payload) [[unlikely]] {

@@ -328,6 +328,8 @@ class SpscRing {
     producer_check_.reset();
     consumer_check_.reset();
   }
+  /// Hands over the producer side only (the consumer keeps using the ring meanwhile).
+  void reset_producer_role() noexcept { producer_check_.reset(); }
 
  private:
   /// Slots of padding at each end of the slot array: neighbouring heap objects never share a

@@ -12,7 +12,8 @@ enum class PublishStatus : std::uint8_t {
   too_large,      ///< key longer than kMaxKeyBytes or payload longer than max_payload_bytes
   unknown_topic,  ///< the TopicId was not registered with this engine
   stopped,        ///< the engine is not running (not started yet, or stop() has begun)
-  unauthorized,   ///< the producer's principal may not write to this topic
+  unauthorized,   ///< the producer's principal may not write to this topic, or the topic is a
+                  ///< dead-letter topic (only the engine writes dead letters)
   expired,        ///< the event's deadline had already passed at publish time
 };
 

@@ -19,10 +19,17 @@ namespace ringflow {
 
 inline constexpr std::size_t kMaxTopicNameBytes = 255;
 inline constexpr std::size_t kMaxTopicSegmentBytes = 64;
+/// A topic's default dead-letter topic is "<name>.dlq": up to 4 bytes longer than any topic
+/// name, so that every valid name has one. Patterns may be as long, to name it.
+inline constexpr std::size_t kMaxDeadLetterTopicNameBytes = kMaxTopicNameBytes + 4;
 
 /// Empty when `name` is a valid topic name; else the reason, naming the offending part.
 [[nodiscard]] std::string check_topic_name(std::string_view name);
-/// Empty when `pattern` is a valid subscription pattern; else the reason.
+/// Empty when `name` is a valid dead-letter topic name (as a topic name, up to
+/// kMaxDeadLetterTopicNameBytes long); else the reason.
+[[nodiscard]] std::string check_dead_letter_topic_name(std::string_view name);
+/// Empty when `pattern` is a valid subscription pattern (up to kMaxDeadLetterTopicNameBytes
+/// long); else the reason.
 [[nodiscard]] std::string check_topic_pattern(std::string_view pattern);
 /// Whether a valid `pattern` matches a valid topic `name`.
 [[nodiscard]] bool topic_matches(std::string_view pattern, std::string_view name) noexcept;

@@ -4,9 +4,13 @@
 // barrier on every running thread of the process, which together order "producer marks itself
 // active, then reads `running`" against "stop() clears `running`, then reads `active`".
 // Where membarrier is unavailable (old kernels, some sandboxes) both sides fall back to a
-// seq_cst fence (~20 cycles on x86 per publish); which one is used is decided once.
+// seq_cst fence (~20 cycles on x86 per publish); which one is used is decided once, after one
+// successful call. Should membarrier fail later all the same, the heavy side falls back to an
+// mprotect-driven TLB shoot-down, which interrupts (and so serialises) every CPU running a
+// thread of the process: still a correct pair with the publishers' compiler-only fence.
 
 #include <atomic>
+#include <cstdint>
 
 namespace ringflow::detail {
 
@@ -28,5 +32,10 @@ inline void light_barrier() noexcept {
 /// visible to the caller, or that thread's loads after its light_barrier() see the caller's
 /// stores made before this call.
 void heavy_barrier() noexcept;
+
+/// Tests: makes heavy_barrier()'s membarrier call fail (true) or work again (false).
+void fail_membarrier_for_testing(bool fail) noexcept;
+/// Heavy barriers that had to use the fallback since the process started.
+std::uint64_t heavy_barrier_fallbacks() noexcept;
 
 }  // namespace ringflow::detail

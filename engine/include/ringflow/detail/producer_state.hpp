@@ -29,6 +29,9 @@ using EventRing = SpscRing<EventSlot, std::pmr::polymorphic_allocator<EventSlot>
 
 inline constexpr std::uint32_t kLanes = 2;  // 0 = normal, 1 = urgent
 
+/// PublishContext::topic_flags: only the engine writes dead letters (publish() refuses them).
+inline constexpr std::uint8_t kTopicDeadLetter = 1;
+
 /// What every producer reads on publish. Written before start(); afterwards only `running`
 /// changes.
 struct PublishContext {
@@ -37,17 +40,17 @@ struct PublishContext {
   std::uint32_t partitions = 1;
   std::uint32_t shards = 1;
   std::uint32_t topic_count = 0;
+  /// By topic id (topic_count entries): kTopic* flags, e.g. dead-letter topics refuse publish.
+  const std::uint8_t* topic_flags = nullptr;
   std::uint32_t max_payload = 0;
   BackpressurePolicy backpressure = BackpressurePolicy::fail_fast;
   bool wake_shards = false;  ///< shards park when idle: publishers must notify
-  /// Some producer uses park backpressure: shards notify shard_space after each batch.
+  /// Some producer uses park backpressure: shards notify RingPair::space after each batch.
   std::atomic<bool> notify_space{false};
   std::int64_t backpressure_timeout_ns = 0;
   std::vector<std::uint16_t> partition_shard;  ///< partition -> owning shard
   /// Per shard: parked shard workers wait here for work (wait strategy `park`).
   std::unique_ptr<Parking[]> shard_work;
-  /// Per shard: producers parked on a full ring (backpressure `park`) wait here for space.
-  std::unique_ptr<Parking[]> shard_space;
 };
 
 /// A producer's counters. Single writer (the producer thread): plain load + store, relaxed.
@@ -70,6 +73,9 @@ struct RingPair {
   /// Events of each lane fully processed by the shard (written by the shard only, release,
   /// once per batch; drain() acquires it: everything the handlers did is then visible).
   alignas(kCacheLine) std::atomic<std::uint64_t> completed[kLanes] = {};
+  /// Its producer, parked on a full lane (backpressure `park`), waits here for space; the shard
+  /// notifies it after draining this pair, so a drain wakes only the producer it freed.
+  Parking space;
 };
 
 struct ProducerState {
