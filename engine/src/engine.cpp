@@ -58,6 +58,9 @@ struct Engine::Impl {
   std::vector<std::uint8_t> is_dead_letter;   ///< by topic: 1 for a dead-letter topic
   std::vector<std::uint8_t> topic_flags;      ///< by topic, read by publish() (PublishContext)
   std::atomic<std::uint64_t> subscribe_denied{0};  ///< statistic
+  std::atomic<std::uint64_t> late_replies{0};      ///< statistic: reply() after the request ended
+  /// Request tables of reused producers whose capacity changed (kept: old handles use them).
+  std::vector<std::unique_ptr<detail::RequestTable>> retired_requests;
 
   /// Compiles a restricted producer's grants to one flag per topic (under `lifecycle`).
   void compile_grants(detail::ProducerState& st) const {
@@ -347,6 +350,11 @@ Producer Engine::make_producer(const ProducerOptions& options) {
   if (options.backpressure_timeout && options.backpressure_timeout->count() < 0) {
     throw std::invalid_argument("ringflow: ProducerOptions::backpressure_timeout is negative");
   }
+  if (options.max_pending_requests > detail::RequestTable::kMaxSlots) {
+    throw std::invalid_argument("ringflow: ProducerOptions::max_pending_requests must be at most " +
+                                std::to_string(detail::RequestTable::kMaxSlots) + ", got " +
+                                std::to_string(options.max_pending_requests));
+  }
   std::lock_guard lock(impl_->lifecycle);
   Impl& m = *impl_;
   if (m.state == State::stopped) {
@@ -376,6 +384,12 @@ Producer Engine::make_producer(const ProducerOptions& options) {
   }
   m.producer_in_use[idx] = 1;
   detail::ProducerState& st = *m.producers[idx];
+  if (!st.requests || st.requests->capacity() != options.max_pending_requests) {
+    // A reused producer keeps its old table alive (handles of its previous owner may still
+    // point into it; their requests end at their deadlines or at stop()).
+    if (st.requests) m.retired_requests.push_back(std::move(st.requests));
+    st.requests = std::make_unique<detail::RequestTable>(idx, options.max_pending_requests);
+  }
   st.backpressure = options.backpressure.value_or(m.cfg.backpressure);
   st.backpressure_timeout_ns =
       std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -436,6 +450,12 @@ void Engine::start() {
     for (std::size_t t = 0; t < m.topic_names.size(); ++t) {
       if (catch_all && m.is_dead_letter[t] != 0) continue;
       sub.matches[t] = topic_matches(sub.pattern, m.topic_names[t]) ? 1 : 0;
+    }
+  }
+  // Requests to a topic no subscription matches end as no_subscriber (shard, after the graph).
+  for (const auto& sub : m.subscriptions) {
+    for (std::size_t t = 0; t < m.topic_names.size(); ++t) {
+      if (sub.matches[t] != 0) m.topic_flags[t] |= detail::kTopicHasSubscriber;
     }
   }
   m.pipeline.frozen_ = true;
@@ -554,6 +574,12 @@ void Engine::stop() {
   for (auto& sh : m.shards)
     sh->join();
   std::lock_guard lock(m.lifecycle);
+  // Every request still pending ends now: nothing waits forever.
+  for (std::uint32_t p = 0; p < m.producer_count.load(std::memory_order_relaxed); ++p) {
+    if (m.producers[p]->requests) m.producers[p]->requests->stop_all();
+  }
+  for (auto& t : m.retired_requests)
+    t->stop_all();
   m.state = State::stopped;
   m.state_atomic.store(State::stopped, std::memory_order_release);
 }
@@ -624,6 +650,7 @@ EngineStats Engine::Impl::stats() const {
   for (const auto& l : logs)
     out.evicted_segments += l->evicted_segments();
   out.subscribe_denied = subscribe_denied.load(std::memory_order_relaxed);  // statistic
+  out.late_replies = late_replies.load(std::memory_order_relaxed);          // statistic
   return out;
 }
 
@@ -679,7 +706,8 @@ ProducerStats Producer::stats() const noexcept {
 
 bool Producer::wait_and_push(detail::EventRing& ring, std::uint32_t shard, const PublishOptions& o,
                              std::int64_t ts, std::uint32_t topic, std::uint32_t partition,
-                             std::string_view key, std::span<const std::byte> payload) noexcept {
+                             std::string_view key, std::span<const std::byte> payload,
+                             std::uint32_t reply_token) noexcept {
   detail::ProducerState& s = *state_;
   auto& waited = s.counters.waited_full;
   waited.store(waited.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);  // stat
@@ -687,7 +715,7 @@ bool Producer::wait_and_push(detail::EventRing& ring, std::uint32_t shard, const
       std::chrono::steady_clock::now() + std::chrono::nanoseconds(s.backpressure_timeout_ns);
   bool pushed = false;
   const auto try_once = [&] {
-    pushed = ring.try_emplace(o, ts, topic, partition, key, payload);
+    pushed = ring.try_emplace(o, ts, topic, partition, key, payload, reply_token);
     return pushed;
   };
   if (s.backpressure == BackpressurePolicy::park) {
@@ -740,6 +768,54 @@ std::size_t Engine::redrive(TopicId dead_letter_topic,
     }
   }
   return count;
+}
+
+}  // namespace ringflow
+
+namespace ringflow {
+
+ReplyHandle Producer::request(TopicId topic, std::string_view key,
+                              std::span<const std::byte> payload, std::int64_t deadline_ns,
+                              const PublishOptions& options) noexcept {
+  if (state_ == nullptr) return {RequestStatus::not_accepted, PublishStatus::stopped};
+  detail::RequestTable* table = state_->requests.get();
+  if (table == nullptr || table->capacity() == 0) {
+    return {RequestStatus::too_many_pending, PublishStatus::ok};
+  }
+  PublishOptions o = options;
+  o.timestamp_ns = o.timestamp_ns != 0 ? o.timestamp_ns : now_ns();
+  o.deadline_ns = deadline_ns;
+  o.idempotency_key = 0;  // a request is answered once per call: no deduplication
+  if (deadline_ns <= o.timestamp_ns) {
+    state_->counters.bump(PublishStatus::expired);
+    return {RequestStatus::expired, PublishStatus::expired};
+  }
+  const std::uint32_t slot = table->claim(o.timestamp_ns, deadline_ns);
+  if (slot == UINT32_MAX) return {RequestStatus::too_many_pending, PublishStatus::ok};
+  const PublishStatus s = publish_event(topic, key, payload, o, table->token(slot));
+  if (s != PublishStatus::ok) {
+    // Never reached a shard: end it here (the handle reports why) and free the slot.
+    (void)table->complete(slot, o.timestamp_ns, RequestStatus::not_accepted);
+    table->release(slot);
+    return {s == PublishStatus::stopped ? RequestStatus::stopped : RequestStatus::not_accepted, s};
+  }
+  return {table, slot};
+}
+
+ReplyStatus Engine::reply(const EventView& event, std::span<const std::byte> payload) noexcept {
+  if (event.reply_token_ == 0) return ReplyStatus::not_a_request;
+  if (payload.size() > impl_->cfg.max_payload_bytes) return ReplyStatus::too_large;
+  const std::uint32_t p = detail::RequestTable::producer_of(event.reply_token_);
+  Impl& m = *impl_;
+  // Acquire: pairs with make_producer()'s release; the producer's state is built.
+  if (p >= m.producer_count.load(std::memory_order_acquire)) return ReplyStatus::not_a_request;
+  detail::RequestTable* t = m.producers[p]->requests.get();
+  if (t != nullptr && t->complete(detail::RequestTable::slot_of(event.reply_token_),
+                                  event.publish_ns(), RequestStatus::replied, payload)) {
+    return ReplyStatus::ok;
+  }
+  m.late_replies.fetch_add(1, std::memory_order_relaxed);  // statistic
+  return ReplyStatus::late;
 }
 
 }  // namespace ringflow

@@ -45,6 +45,7 @@ struct RetryEntry {
   std::uint16_t payload_len = 0;  ///< of the payload in `data`
   std::uint32_t topic = 0;        ///< topic the handler saw (after route stages)
   std::uint32_t subscription = 0;
+  std::uint32_t reply_token = 0;  ///< nonzero for a request (detail/request_table.hpp)
   std::int64_t due_ns = 0;
   std::uint64_t chain = 0;     ///< retry chain: numbered when an event's first retry is scheduled
   std::uint32_t next = 0;      ///< intrusive list link (slot list or free list)

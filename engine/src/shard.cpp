@@ -197,6 +197,7 @@ std::size_t Shard::drain_ring(ProducerState& p, std::uint32_t lane) {
   std::size_t n = 0;
   std::uint64_t expired = 0;
   std::uint64_t duplicates = 0;
+  std::uint32_t requests_in_batch = 0;
   for (const EventSlot& s : slots) {
     TopicCounters& tc = topic_counters_[s.topic];
     tc.accepted.add(1);
@@ -215,7 +216,7 @@ std::size_t Shard::drain_ring(ProducerState& p, std::uint32_t lane) {
       // Stored with the batch's ingest time: the records after it carry the same one, so
       // ingest_ns stays non-decreasing within the partition.
       dead_letter(kNoTopic, h, s.key(), s.payload(), 0, DeadLetterReason::expired, "",
-                  "deadline passed before ingest", ingest);
+                  "deadline passed before ingest", ingest, s.reply_token);
       ++expired;
       continue;
     }
@@ -239,8 +240,13 @@ std::size_t Shard::drain_ring(ProducerState& p, std::uint32_t lane) {
     h.priority = s.priority;
     const RecordHeader* rec = log.append(h, s.key(), s.payload());
     tc.appended.add(1);
-    items_[n++] = WorkItem{rec, reinterpret_cast<const std::byte*>(rec + 1) + rec->key_len,
-                           rec->payload_len, rec->topic, true};
+    items_[n++] = WorkItem{rec,
+                           reinterpret_cast<const std::byte*>(rec + 1) + rec->key_len,
+                           rec->payload_len,
+                           rec->topic,
+                           true,
+                           s.reply_token};
+    requests_in_batch += s.reply_token != 0 ? 1U : 0U;
   }
   const std::size_t taken = slots.size();
   // The events are in the logs now: hand the slots back before running the pipeline so the
@@ -255,6 +261,7 @@ std::size_t Shard::drain_ring(ProducerState& p, std::uint32_t lane) {
   batch_.size = n;
   if (n != 0) {
     run_pipeline();
+    if (requests_in_batch != 0) complete_unheard_requests();
     handle_failures();
   }
 
@@ -340,14 +347,14 @@ void Shard::run_stage(const Pipeline::Stage& st, Batch& b) {
     try {
       switch (st.kind) {
         case Pipeline::Kind::filter:
-          if (!st.filter(EventView(w.rec, w.payload, w.payload_len, w.topic))) {
+          if (!st.filter(EventView(w.rec, w.payload, w.payload_len, w.topic, w.reply_token))) {
             w.live = false;
             ++filtered;
           }
           break;
         case Pipeline::Kind::map: {
           Event e(w.rec, w.payload, w.payload_len, w.topic,
-                  {b.scratch + i * b.scratch_stride, b.scratch_stride});
+                  {b.scratch + i * b.scratch_stride, b.scratch_stride}, w.reply_token);
           st.map(e);
           if (!routable(e.topic().value)) {
             // set_topic() to an unknown or dead-letter topic: like a route to nowhere, the
@@ -362,7 +369,8 @@ void Shard::run_stage(const Pipeline::Stage& st, Batch& b) {
           break;
         }
         case Pipeline::Kind::route: {
-          const TopicId t = st.route(EventView(w.rec, w.payload, w.payload_len, w.topic));
+          const TopicId t =
+              st.route(EventView(w.rec, w.payload, w.payload_len, w.topic, w.reply_token));
           if (!routable(t.value)) {
             w.live = false;  // routed nowhere (or at a dead-letter topic): a stage failure
             ++failed;
@@ -393,7 +401,8 @@ void Shard::deliver(std::size_t s, Batch& b) {
     ++calls;
     Failure* f = nullptr;
     try {
-      const Outcome o = sub.handler(EventView(w.rec, w.payload, w.payload_len, w.topic));
+      const Outcome o =
+          sub.handler(EventView(w.rec, w.payload, w.payload_len, w.topic, w.reply_token));
       if (o.kind() == Outcome::Kind::ok) {
         ++ok;
         continue;
@@ -461,6 +470,7 @@ void Shard::stage(std::uint32_t item) {
       w.payload >= scratch_.data() && w.payload < scratch_.data() + scratch_.size();
   st.payload = in_scratch ? w.payload : st.bytes + st.hdr.key_len;
   st.payload_len = in_scratch ? w.payload_len : st.hdr.payload_len;
+  st.reply_token = w.reply_token;
   st.staged = true;
 }
 
@@ -480,7 +490,7 @@ void Shard::handle_failures() {
       const Failure& f = failures_[s][k];
       const StagedEvent& st = staged_[f.item];
       on_failure(s, st.hdr, st.key(), st.original(), {st.payload, st.payload_len},
-                 items_[f.item].topic, st.hdr.attempt, f, f.error, nullptr);
+                 items_[f.item].topic, st.hdr.attempt, f, f.error, nullptr, st.reply_token);
     }
     nfailures_[s] = 0;
   }
@@ -494,19 +504,20 @@ void Shard::handle_failures() {
 void Shard::on_failure(std::uint32_t sub, const RecordHeader& rec, std::string_view key,
                        std::span<const std::byte> original, std::span<const std::byte> payload,
                        std::uint32_t topic, std::uint32_t attempt, const Failure& f,
-                       const char* first_error, const RetryEntry* continues) {
+                       const char* first_error, const RetryEntry* continues,
+                       std::uint32_t reply_token) {
   const Subscription& s = (*env_.subscriptions)[sub];
   if (f.kind != Outcome::Kind::retry || attempt >= s.max_attempts) {
     dead_letter(sub, rec, key, original, attempt,
                 f.kind == Outcome::Kind::retry ? DeadLetterReason::retries_exhausted
                                                : DeadLetterReason::failed,
-                first_error, f.error, now_ns());
+                first_error, f.error, now_ns(), reply_token);
     return;
   }
   RetryEntry* e = wheel_.acquire();
   if (e == nullptr) {
     dead_letter(sub, rec, key, original, attempt, DeadLetterReason::retry_overflow, first_error,
-                f.error, now_ns());
+                f.error, now_ns(), reply_token);
     return;
   }
   e->hdr = rec;
@@ -519,6 +530,7 @@ void Shard::on_failure(std::uint32_t sub, const RecordHeader& rec, std::string_v
   e->original_len = static_cast<std::uint16_t>(original.size());
   e->topic = topic;
   e->subscription = sub;
+  e->reply_token = reply_token;
   std::memcpy(e->first_error, first_error, sizeof e->first_error);
   // A delay the handler asks for is bounded by retry_backoff_max like the backoff itself, so
   // that no retry (and no drain() waiting for it) is put off indefinitely.
@@ -538,7 +550,7 @@ void Shard::fire_retry(RetryEntry& e) {
   if (e.hdr.deadline_ns != 0 && e.hdr.deadline_ns <= now_ns()) {
     copy_error(f.error, "deadline passed before retry");
     dead_letter(e.subscription, e.hdr, e.key(), original, attempt - 1, DeadLetterReason::expired,
-                e.first_error, f.error, now_ns());
+                e.first_error, f.error, now_ns(), e.reply_token);
     return;
   }
   SubscriptionCounters& c = *sub_counters_[e.subscription];
@@ -546,7 +558,8 @@ void Shard::fire_retry(RetryEntry& e) {
   c.retried.add(1);
   try {
     // The view's key sits right after the header, as in the log: RetryEntry keeps that layout.
-    const Outcome o = sub.handler(EventView(&e.hdr, e.payload(), e.payload_len, e.topic));
+    const Outcome o =
+        sub.handler(EventView(&e.hdr, e.payload(), e.payload_len, e.topic, e.reply_token));
     if (o.kind() == Outcome::Kind::ok) {
       c.ok.add(1);
       return;
@@ -562,14 +575,22 @@ void Shard::fire_retry(RetryEntry& e) {
   }
   c.failures.add(1);
   on_failure(e.subscription, e.hdr, e.key(), original, {e.payload(), e.payload_len}, e.topic,
-             attempt, f, e.first_error, &e);
+             attempt, f, e.first_error, &e, e.reply_token);
 }
 
 void Shard::dead_letter(std::uint32_t sub, const RecordHeader& rec, std::string_view key,
                         std::span<const std::byte> original, std::uint32_t attempts,
                         DeadLetterReason reason, const char* first_error, const char* last_error,
-                        std::int64_t ingest_ns) {
+                        std::int64_t ingest_ns, std::uint32_t reply_token) {
   if (sub < sub_counters_.size()) sub_counters_[sub]->dead_lettered.add(1);
+  // A request ends here: its caller learns why (an expired one as expired), not at its
+  // deadline. Later subscriptions' outcomes for the same event change nothing.
+  if (reply_token != 0) {
+    complete_request(
+        reply_token, rec.publish_ns,
+        reason == DeadLetterReason::expired ? RequestStatus::expired : RequestStatus::dead_lettered,
+        reason);
+  }
   const std::uint32_t dlq =
       rec.topic < env_.dead_letter_topic->size() ? (*env_.dead_letter_topic)[rec.topic] : kNoTopic;
   if (dlq == kNoTopic) {
@@ -627,6 +648,31 @@ void Shard::deliver_dead_letter(const RecordHeader* rec) {
       c.failures.add(1);
       c.dead_lettered.add(1);
       counters_.dead_letter_failures.add(1);
+    }
+  }
+}
+
+}  // namespace ringflow::detail
+
+namespace ringflow::detail {
+
+void Shard::complete_request(std::uint32_t reply_token, std::int64_t publish_ns,
+                             RequestStatus status, DeadLetterReason reason) noexcept {
+  const std::uint32_t p = RequestTable::producer_of(reply_token);
+  // Acquire: pairs with make_producer()'s release; the producer's table is built.
+  if (p >= env_.producer_count->load(std::memory_order_acquire)) return;
+  RequestTable* t = env_.producers[p]->requests.get();
+  if (t != nullptr)
+    (void)t->complete(RequestTable::slot_of(reply_token), publish_ns, status, {}, reason);
+}
+
+void Shard::complete_unheard_requests() noexcept {
+  for (std::size_t i = 0; i < batch_.size; ++i) {
+    const WorkItem& w = items_[i];
+    if (w.reply_token == 0) continue;
+    // Dropped by a stage, or at a topic no subscription matches: nobody will reply.
+    if (!w.live || (env_.ctx->topic_flags[w.topic] & kTopicHasSubscriber) == 0) {
+      complete_request(w.reply_token, w.rec->publish_ns, RequestStatus::no_subscriber);
     }
   }
 }

@@ -43,7 +43,8 @@ struct WorkItem {
   const std::byte* payload;
   std::uint32_t payload_len;
   std::uint32_t topic;
-  bool live;  ///< false once filtered out or failed in a stage
+  bool live;                  ///< false once filtered out or failed in a stage
+  std::uint32_t reply_token;  ///< nonzero for a request (detail/request_table.hpp)
 };
 
 /// The unit the graph passes around: one shard batch (never a single event).
@@ -114,6 +115,7 @@ struct StagedEvent {
   std::uint32_t payload_len = 0;       ///< of the payload the handlers saw
   const std::byte* payload = nullptr;  ///< the handlers' payload (staged copy or map scratch)
   std::byte bytes[kMaxKeyBytes + kMaxPayloadBytes];  ///< key, then the stored payload
+  std::uint32_t reply_token = 0;
   bool staged = false;
 
   [[nodiscard]] std::string_view key() const noexcept {
@@ -184,13 +186,18 @@ class Shard {
   void on_failure(std::uint32_t sub, const RecordHeader& rec, std::string_view key,
                   std::span<const std::byte> original, std::span<const std::byte> payload,
                   std::uint32_t topic, std::uint32_t attempt, const Failure& f,
-                  const char* first_error, const RetryEntry* continues);
+                  const char* first_error, const RetryEntry* continues, std::uint32_t reply_token);
   void fire_retry(RetryEntry& e);
   /// Appends a dead letter with ingest time `ingest_ns` (non-decreasing per partition).
   void dead_letter(std::uint32_t sub, const RecordHeader& rec, std::string_view key,
                    std::span<const std::byte> original, std::uint32_t attempts,
                    DeadLetterReason reason, const char* first_error, const char* last_error,
-                   std::int64_t ingest_ns);
+                   std::int64_t ingest_ns, std::uint32_t reply_token);
+  /// Ends the request behind `reply_token` (if any) with `status`.
+  void complete_request(std::uint32_t reply_token, std::int64_t publish_ns, RequestStatus status,
+                        DeadLetterReason reason = DeadLetterReason::failed) noexcept;
+  /// After the pipeline: requests that no subscription got end as no_subscriber.
+  void complete_unheard_requests() noexcept;
   /// Whether a stage may send an event to topic `t` (registered, not a dead-letter topic).
   [[nodiscard]] bool routable(std::uint32_t t) const noexcept {
     return t < env_.ctx->topic_count && (env_.ctx->topic_flags[t] & kTopicDeadLetter) == 0;

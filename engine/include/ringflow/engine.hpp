@@ -67,6 +67,10 @@ struct ProducerOptions {
   /// space or the timeout). A wait that times out returns full. Default: backpressure.policy.
   std::optional<BackpressurePolicy> backpressure;
   std::optional<std::chrono::microseconds> backpressure_timeout;
+  /// Requests (Producer::request) this producer may have pending at once, 0..65536; one slot
+  /// each (~256 bytes), allocated by make_producer(). A request beyond it ends at once with
+  /// RequestStatus::too_many_pending.
+  std::uint32_t max_pending_requests = 256;
 };
 
 struct TopicOptions {
@@ -134,6 +138,7 @@ struct EngineStats {
   std::uint64_t retries = 0;            ///< handler retries scheduled
   std::uint64_t duplicates = 0;         ///< dropped by the idempotency window
   std::uint64_t subscribe_denied = 0;   ///< subscribe() calls refused by access control
+  std::uint64_t late_replies = 0;       ///< reply() calls after their request had ended
   std::uint64_t dead_lettered[4] = {};  ///< by DeadLetterReason (failed, retries_exhausted,
                                         ///< expired, retry_overflow)
   std::uint64_t dead_letter_failures = 0;  ///< a dead-letter topic's handler failed (not re-queued)
@@ -216,6 +221,16 @@ class Engine {
   [[nodiscard]] Producer make_producer(const Principal& who);
   /// A producer with its own principal and/or backpressure policy (defaults: the config's).
   [[nodiscard]] Producer make_producer(const ProducerOptions& options);
+
+  /// Answers a request (an event published with Producer::request()) with `payload`: the
+  /// caller's handle ends `replied`. Any handler or stage, on any attempt; the first reply
+  /// wins. A reply after the request ended (deadline passed, already replied, dead-lettered,
+  /// stopped) is dropped and counted (stats().late_replies): never delivered late.
+  ReplyStatus reply(const EventView& event, std::span<const std::byte> payload) noexcept;
+  ReplyStatus reply(const EventView& event, std::string_view payload) noexcept {
+    return reply(event, std::span<const std::byte>(
+                            reinterpret_cast<const std::byte*>(payload.data()), payload.size()));
+  }
 
   void start();
   void drain();

@@ -149,8 +149,12 @@ class EventView {
  public:
   EventView() = default;
   EventView(const detail::RecordHeader* rec, const std::byte* payload, std::uint32_t payload_len,
-            std::uint32_t topic) noexcept
-      : rec_(rec), payload_(payload), payload_len_(payload_len), topic_(topic) {}
+            std::uint32_t topic, std::uint32_t reply_token = 0) noexcept
+      : rec_(rec),
+        payload_(payload),
+        payload_len_(payload_len),
+        topic_(topic),
+        reply_token_(reply_token) {}
 
   [[nodiscard]] std::uint64_t id() const noexcept { return rec_->id; }
   [[nodiscard]] TopicId topic() const noexcept { return TopicId{topic_}; }
@@ -177,12 +181,16 @@ class EventView {
   [[nodiscard]] std::string_view payload_string() const noexcept {
     return {reinterpret_cast<const char*>(payload_), payload_len_};
   }
+  /// True for an event published with Producer::request(): Engine::reply() answers it.
+  [[nodiscard]] bool is_request() const noexcept { return reply_token_ != 0; }
 
  protected:
+  friend class Engine;
   const detail::RecordHeader* rec_ = nullptr;
   const std::byte* payload_ = nullptr;
   std::uint32_t payload_len_ = 0;
   std::uint32_t topic_ = 0;
+  std::uint32_t reply_token_ = 0;  ///< nonzero for a request (detail/request_table.hpp)
 };
 
 /// Options for an event caused by `cause` (a handler publishing a follow-up, a saga step):
@@ -200,8 +208,8 @@ class EventView {
 class Event : public EventView {
  public:
   Event(const detail::RecordHeader* rec, const std::byte* payload, std::uint32_t payload_len,
-        std::uint32_t topic, std::span<std::byte> scratch) noexcept
-      : EventView(rec, payload, payload_len, topic), scratch_(scratch) {}
+        std::uint32_t topic, std::span<std::byte> scratch, std::uint32_t reply_token = 0) noexcept
+      : EventView(rec, payload, payload_len, topic, reply_token), scratch_(scratch) {}
 
   /// Replaces the payload for later stages and handlers. Returns false (payload unchanged) if
   /// `bytes` is larger than the engine's max_payload_bytes.

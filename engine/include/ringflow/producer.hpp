@@ -21,6 +21,7 @@
 #include "ringflow/detail/producer_state.hpp"
 #include "ringflow/event.hpp"
 #include "ringflow/key_hash.hpp"
+#include "ringflow/request.hpp"
 #include "ringflow/status.hpp"
 
 namespace ringflow {
@@ -63,6 +64,24 @@ class Producer {
                    options);
   }
 
+  /// Publishes `payload` as a request that handlers answer with Engine::reply(), and returns
+  /// the handle to wait on or poll. `deadline_ns` (now_ns() clock) is required: the request
+  /// ends by then at the latest (expired), and it is the event's deadline too (options'
+  /// deadline_ns is ignored). Never blocks (except under a waiting backpressure policy, like
+  /// publish()), never throws; a refused publish ends the handle at once (not_accepted, with
+  /// publish_status()), as does a full request table (too_many_pending).
+  [[nodiscard]] ReplyHandle request(TopicId topic, std::string_view key,
+                                    std::span<const std::byte> payload, std::int64_t deadline_ns,
+                                    const PublishOptions& options = {}) noexcept;
+  [[nodiscard]] ReplyHandle request(TopicId topic, std::string_view key, std::string_view payload,
+                                    std::int64_t deadline_ns,
+                                    const PublishOptions& options = {}) noexcept {
+    return request(topic, key,
+                   std::span<const std::byte>(reinterpret_cast<const std::byte*>(payload.data()),
+                                              payload.size()),
+                   deadline_ns, options);
+  }
+
   [[nodiscard]] bool valid() const noexcept { return state_ != nullptr; }
   [[nodiscard]] ProducerStats stats() const noexcept;
 
@@ -87,7 +106,12 @@ class Producer {
   /// Cold path: the ring is full and the policy says wait. Returns true once pushed.
   bool wait_and_push(detail::EventRing& ring, std::uint32_t shard, const PublishOptions& o,
                      std::int64_t ts, std::uint32_t topic, std::uint32_t partition,
-                     std::string_view key, std::span<const std::byte> payload) noexcept;
+                     std::string_view key, std::span<const std::byte> payload,
+                     std::uint32_t reply_token) noexcept;
+  /// publish(), carrying a request's reply token (0: none).
+  PublishStatus publish_event(TopicId topic, std::string_view key,
+                              std::span<const std::byte> payload, const PublishOptions& o,
+                              std::uint32_t reply_token) noexcept;
 
   Engine* engine_ = nullptr;
   detail::ProducerState* state_ = nullptr;
@@ -96,6 +120,13 @@ class Producer {
 inline PublishStatus Producer::publish(TopicId topic, std::string_view key,
                                        std::span<const std::byte> payload,
                                        const PublishOptions& o) noexcept {
+  return publish_event(topic, key, payload, o, 0);
+}
+
+inline PublishStatus Producer::publish_event(TopicId topic, std::string_view key,
+                                             std::span<const std::byte> payload,
+                                             const PublishOptions& o,
+                                             std::uint32_t reply_token) noexcept {
   if (state_ == nullptr) [[unlikely]]
     return PublishStatus::stopped;
   detail::ProducerState& s = *state_;
@@ -135,10 +166,10 @@ inline PublishStatus Producer::publish(TopicId topic, std::string_view key,
     s.active.store(0, std::memory_order_release);
     return reject(PublishStatus::stopped);
   }
-  bool pushed = ring.try_emplace(o, ts, topic.value, partition, key, payload);
+  bool pushed = ring.try_emplace(o, ts, topic.value, partition, key, payload, reply_token);
   if (!pushed) [[unlikely]] {
     pushed = s.backpressure != BackpressurePolicy::fail_fast &&
-             wait_and_push(ring, shard, o, ts, topic.value, partition, key, payload);
+             wait_and_push(ring, shard, o, ts, topic.value, partition, key, payload, reply_token);
   }
   if (pushed) {
     auto& count = s.pushed[shard * detail::kLanes + lane];

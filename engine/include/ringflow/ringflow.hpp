@@ -12,6 +12,7 @@
 #include "ringflow/pipeline.hpp"
 #include "ringflow/plan.hpp"
 #include "ringflow/producer.hpp"
+#include "ringflow/request.hpp"
 #include "ringflow/spsc_ring.hpp"
 #include "ringflow/status.hpp"
 #include "ringflow/topic.hpp"

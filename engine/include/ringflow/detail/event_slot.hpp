@@ -15,12 +15,12 @@ namespace ringflow::detail {
 
 struct alignas(64) EventSlot {
   static constexpr std::size_t kBytes = 256;
-  static constexpr std::size_t kHeaderBytes = 52;
+  static constexpr std::size_t kHeaderBytes = 56;
   static constexpr std::size_t kDataBytes = kBytes - kHeaderBytes;
 
   EventSlot(const PublishOptions& o, std::int64_t ts, std::uint32_t topic_id,
-            std::uint32_t partition_id, std::string_view key,
-            std::span<const std::byte> payload) noexcept
+            std::uint32_t partition_id, std::string_view key, std::span<const std::byte> payload,
+            std::uint32_t reply = 0) noexcept
       : publish_ns(ts),
         deadline_ns(o.deadline_ns),
         correlation_id(o.correlation_id),
@@ -30,7 +30,8 @@ struct alignas(64) EventSlot {
         partition(partition_id),
         payload_len(static_cast<std::uint16_t>(payload.size())),
         key_len(static_cast<std::uint8_t>(key.size())),
-        priority(static_cast<std::uint8_t>(o.priority)) {
+        priority(static_cast<std::uint8_t>(o.priority)),
+        reply_token(reply) {
     // Copies only the bytes in use, not the whole slot.
     if (!key.empty()) std::memcpy(data, key.data(), key.size());
     if (!payload.empty()) std::memcpy(data + key.size(), payload.data(), payload.size());
@@ -53,6 +54,7 @@ struct alignas(64) EventSlot {
   std::uint16_t payload_len;
   std::uint8_t key_len;
   std::uint8_t priority;
+  std::uint32_t reply_token;  ///< nonzero for a request: its RequestTable slot (request.hpp)
   std::byte data[kDataBytes];
 };
 static_assert(sizeof(EventSlot) == EventSlot::kBytes, "slot must be exactly four cache lines");

@@ -18,6 +18,7 @@
 #include "ringflow/config.hpp"
 #include "ringflow/detail/cache.hpp"
 #include "ringflow/detail/event_slot.hpp"
+#include "ringflow/detail/request_table.hpp"
 #include "ringflow/detail/role_check.hpp"
 #include "ringflow/spsc_ring.hpp"
 #include "ringflow/status.hpp"
@@ -31,6 +32,8 @@ inline constexpr std::uint32_t kLanes = 2;  // 0 = normal, 1 = urgent
 
 /// PublishContext::topic_flags: only the engine writes dead letters (publish() refuses them).
 inline constexpr std::uint8_t kTopicDeadLetter = 1;
+/// PublishContext::topic_flags: some subscription matches the topic.
+inline constexpr std::uint8_t kTopicHasSubscriber = 2;
 
 /// What every producer reads on publish. Written before start(); afterwards only `running`
 /// changes.
@@ -100,6 +103,8 @@ struct ProducerState {
   /// Events pushed per (shard, lane), written by the producer after each successful push
   /// (release: pairs with drain()'s acquire, so a drain that sees the count sees the event).
   std::unique_ptr<std::atomic<std::uint64_t>[]> pushed;
+  /// Its pending requests (request.hpp); sized by ProducerOptions::max_pending_requests.
+  std::unique_ptr<RequestTable> requests;
 };
 
 }  // namespace ringflow::detail
