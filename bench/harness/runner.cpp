@@ -23,6 +23,7 @@
 #include "harness/clock.hpp"
 #include "harness/open_loop.hpp"
 #include "harness/platform_control.hpp"
+#include "harness/request_reply.hpp"
 
 #ifndef RINGFLOW_BENCH_CXX_FLAGS
 #define RINGFLOW_BENCH_CXX_FLAGS "unknown"
@@ -622,6 +623,7 @@ void resolve_cores(Scenario& s, const std::string& file) {
 }
 
 double estimate_seconds(const Scenario& s, std::size_t systems) {
+  if (s.kind == ScenarioKind::request_reply) return request_reply_seconds(s);
   if (s.kind == ScenarioKind::urgent_under_load) {
     return 2.0 * s.repeats * (s.duration_s + s.warmup_s + 0.05);
   }
@@ -694,6 +696,13 @@ int run_benchmarks(const RunnerOptions& opts) {
   };
 
   for (const Scenario& s : file.scenarios) {
+    if (s.kind == ScenarioKind::request_reply) {
+      // Its own systems: ringflow's request/reply against a hand-written request ring +
+      // reply ring (the others have no request/reply to compare).
+      progress.phase(s.name + " | ringflow, ring_pair, platform_control", 1);
+      run_request_reply(s, rows, errors, progress.counter());
+      continue;
+    }
     std::vector<SystemSlot> systems;
     for (const auto& name : s.systems) {
       SystemSlot slot{name, {}};

@@ -22,6 +22,7 @@ constexpr std::pair<ScenarioKind, std::string_view> kKinds[] = {
     {ScenarioKind::partitions_scaling, "partitions_scaling"},
     {ScenarioKind::urgent_under_load, "urgent_under_load"},
     {ScenarioKind::retry_dlq, "retry_dlq"},
+    {ScenarioKind::request_reply, "request_reply"},
 };
 
 std::string kinds_list() {
@@ -224,7 +225,7 @@ Scenario parse_one(const std::string& file, const toml::table& t, std::size_t in
   std::set<std::string_view> allowed = kCommonKeys;
   for (auto k :
        {"name", "kind", "rates", "rate_min", "rate_max", "steps", "saturation", "subscribers",
-        "partitions", "mode", "rate", "handler_work_ns", "fail_share", "retry_share"}) {
+        "partitions", "mode", "rate", "handler_work_ns", "fail_share", "retry_share", "callers"}) {
     allowed.insert(k);
   }
   r.check_keys(allowed, "a scenario");
@@ -273,18 +274,20 @@ Scenario parse_one(const std::string& file, const toml::table& t, std::size_t in
   const bool latency = s.is_latency();
   const bool urgent = s.kind == ScenarioKind::urgent_under_load;
   const bool retry = s.kind == ScenarioKind::retry_dlq;
+  const bool rr = s.kind == ScenarioKind::request_reply;
+  only_for("callers", rr, "only kind request_reply uses it");
   only_for("rate", urgent, "only kind urgent_under_load uses it (the probe rate)");
   only_for("handler_work_ns", urgent, "only kind urgent_under_load uses it");
   only_for("fail_share", retry, "only kind retry_dlq uses it");
   only_for("retry_share", retry, "only kind retry_dlq uses it");
   for (auto k : {"events", "warmup_events"}) {
-    only_for(k, !latency && !urgent,
+    only_for(k, !latency && !urgent && !rr,
              "not used by a latency run (kind " + kname + "): it runs for duration_s" +
                  (urgent ? "" : " at each rate"));
   }
   for (auto k : {"rates", "duration_s", "warmup_s", "control"}) {
     const bool used =
-        latency || (retry && std::string_view(k) != "control") ||
+        latency || rr || (retry && std::string_view(k) != "control") ||
         (urgent && std::string_view(k) != "rates" && std::string_view(k) != "control");
     only_for(k, used,
              (urgent || retry) ? "not used by kind " + kname +
@@ -296,6 +299,7 @@ Scenario parse_one(const std::string& file, const toml::table& t, std::size_t in
   r.common(s);
   r.opt_number_list("rates", s.rates, 0.0, 1e9);
   r.opt_uint_list("subscribers", s.subscribers, 1, 64);
+  r.opt_uint_list("callers", s.callers, 1, 64);
   r.opt_uint_list("partitions", s.partitions, 1, 1024);
   r.opt_number("saturation", s.saturation, 0.0, 1.0);
   r.opt_number("rate", s.rate, 0.0, 1e9);
@@ -317,6 +321,7 @@ Scenario parse_one(const std::string& file, const toml::table& t, std::size_t in
            "fail_share + retry_share must not exceed 1");
   }
   if (retry && s.rates.empty()) s.rates = {500'000};
+  if (rr && s.rates.empty()) s.rates = {10'000, 100'000};
 
   if (s.kind == ScenarioKind::latency_at_rate || (variant && s.latency_mode)) {
     if (s.rates.empty()) r.fail("rates", nullptr, "missing: a latency run needs rates = [...]");

@@ -32,6 +32,8 @@ enum class ScenarioKind : std::uint8_t {
                        ///< on the urgent lane vs (interleaved trial) the normal lane
   retry_dlq,           ///< handlers fail `fail_share` (dead letters) and retry `retry_share`
                        ///< once: max throughput, then open loop at each of `rates`
+  request_reply,       ///< request -> handler -> reply round trips: open loop at each of
+                       ///< `rates`, then closed loop with each of `callers` threads
 };
 
 [[nodiscard]] std::string_view to_string(ScenarioKind k) noexcept;
@@ -64,6 +66,8 @@ struct Scenario {
   // urgent_under_load
   double rate = 20'000;                 ///< probes per second (open loop)
   std::uint64_t handler_work_ns = 200;  ///< handler work per flood event (saturates the shard)
+  // request_reply (rates defaults to [10_000, 100_000])
+  std::vector<unsigned> callers{1, 4};  ///< closed-loop caller threads, one row each
   // retry_dlq (rates defaults to [500_000])
   double fail_share = 0.05;   ///< events the handler fails: dead letters on <topic>.dlq
   double retry_share = 0.05;  ///< events the handler retries once, then ok

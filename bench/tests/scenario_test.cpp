@@ -20,10 +20,27 @@ ScenarioError error_of(const std::string& text) {
 }
 
 TEST(Scenario, ShippedFilesParse) {
-  for (const char* name : {"default.toml", "smoke.toml", "delivery.toml"}) {
+  for (const char* name : {"default.toml", "smoke.toml", "delivery.toml", "request_reply.toml"}) {
     const auto f = load_scenarios(std::string(RINGFLOW_SOURCE_DIR) + "/bench/scenarios/" + name);
     EXPECT_FALSE(f.scenarios.empty()) << name;
   }
+}
+
+TEST(Scenario, RequestReplyTakesRatesAndCallersOnly) {
+  const auto f = parse_scenarios(R"(
+[[scenario]]
+kind = "request_reply"
+)");
+  ASSERT_EQ(f.scenarios.size(), 1u);
+  EXPECT_EQ(f.scenarios[0].kind, ScenarioKind::request_reply);
+  EXPECT_EQ(f.scenarios[0].rates, (std::vector<double>{10'000, 100'000}));
+  EXPECT_EQ(f.scenarios[0].callers, (std::vector<unsigned>{1, 4}));
+  const auto e = error_of("[[scenario]]\nkind = \"request_reply\"\nevents = 5\n");
+  EXPECT_EQ(e.key(), "scenario[0].events");
+  const auto c = error_of("[[scenario]]\nkind = \"max_throughput\"\ncallers = [1]\n");
+  EXPECT_EQ(c.key(), "scenario[0].callers");
+  const auto z = error_of("[[scenario]]\nkind = \"request_reply\"\ncallers = [0]\n");
+  EXPECT_EQ(z.key(), "scenario[0].callers[0]");
 }
 
 TEST(Scenario, DefaultsCascadeFromRun) {
