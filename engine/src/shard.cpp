@@ -96,7 +96,9 @@ void Shard::run() {
     if (!r) pin_note_ = r.reason;
   }
   arena_ = std::make_unique<PinnedArena>(graph_pus_, pin_);
-  arena_->execute([this] { build_graph(); });
+  // The flow graph only pays off when graph workers can run subscriptions in parallel.
+  inline_pipeline_ = graph_pus_.empty() || env_.subscriptions->size() < 2;
+  if (!inline_pipeline_) arena_->execute([this] { build_graph(); });
 
   const WaitStrategyKind wait = env_.cfg->wait_strategy;
   // spin_yield: spin for kSpinBeforeYieldNs after the last work, then yield. A time budget,
@@ -331,6 +333,16 @@ void Shard::build_graph() {
 }
 
 void Shard::run_pipeline() {
+  if (inline_pipeline_) {
+    // No graph worker could run a node in parallel: every node would run on this thread,
+    // in this order, anyway. Calling them directly spares the arena entry and the graph's
+    // task bookkeeping per batch.
+    for (const Pipeline::Stage& st : env_.pipeline->stages())
+      run_stage(st, batch_);
+    for (std::size_t s = 0; s < env_.subscriptions->size(); ++s)
+      deliver(s, batch_);
+    return;
+  }
   if (head_ == nullptr) return;
   arena_->execute([this] {
     head_->try_put(&batch_);

@@ -224,6 +224,7 @@ class Shard {
   std::unique_ptr<tbb::flow::graph> graph_;
   std::vector<std::unique_ptr<tbb::flow::graph_node>> nodes_;
   tbb::flow::receiver<Batch*>* head_ = nullptr;
+  bool inline_pipeline_ = false;  ///< stages and deliveries called directly (no graph built)
 
   RetryWheel wheel_;
   std::vector<std::unique_ptr<DedupWindow>> dedup_;  ///< by partition (owned ones only)
