@@ -59,8 +59,6 @@ struct Engine::Impl {
   std::vector<std::uint8_t> topic_flags;      ///< by topic, read by publish() (PublishContext)
   std::atomic<std::uint64_t> subscribe_denied{0};  ///< statistic
   std::atomic<std::uint64_t> late_replies{0};      ///< statistic: reply() after the request ended
-  /// Request tables of reused producers whose capacity changed (kept: old handles use them).
-  std::vector<std::unique_ptr<detail::RequestTable>> retired_requests;
 
   /// Compiles a restricted producer's grants to one flag per topic (under `lifecycle`).
   void compile_grants(detail::ProducerState& st) const {
@@ -384,11 +382,15 @@ Producer Engine::make_producer(const ProducerOptions& options) {
   }
   m.producer_in_use[idx] = 1;
   detail::ProducerState& st = *m.producers[idx];
-  if (!st.requests || st.requests->capacity() != options.max_pending_requests) {
+  // Relaxed: written only under the lock held here.
+  const detail::RequestTable* table = st.requests.load(std::memory_order_relaxed);
+  if (table == nullptr || table->capacity() != options.max_pending_requests) {
     // A reused producer keeps its old table alive (handles of its previous owner may still
     // point into it; their requests end at their deadlines or at stop()).
-    if (st.requests) m.retired_requests.push_back(std::move(st.requests));
-    st.requests = std::make_unique<detail::RequestTable>(idx, options.max_pending_requests);
+    st.request_tables.push_back(
+        std::make_unique<detail::RequestTable>(idx, options.max_pending_requests));
+    // Release: shards and reply() acquire it; the table is fully built.
+    st.requests.store(st.request_tables.back().get(), std::memory_order_release);
   }
   st.backpressure = options.backpressure.value_or(m.cfg.backpressure);
   st.backpressure_timeout_ns =
@@ -576,10 +578,9 @@ void Engine::stop() {
   std::lock_guard lock(m.lifecycle);
   // Every request still pending ends now: nothing waits forever.
   for (std::uint32_t p = 0; p < m.producer_count.load(std::memory_order_relaxed); ++p) {
-    if (m.producers[p]->requests) m.producers[p]->requests->stop_all();
+    for (auto& t : m.producers[p]->request_tables)
+      t->stop_all();
   }
-  for (auto& t : m.retired_requests)
-    t->stop_all();
   m.state = State::stopped;
   m.state_atomic.store(State::stopped, std::memory_order_release);
 }
@@ -778,7 +779,8 @@ ReplyHandle Producer::request(TopicId topic, std::string_view key,
                               std::span<const std::byte> payload, std::int64_t deadline_ns,
                               const PublishOptions& options) noexcept {
   if (state_ == nullptr) return {RequestStatus::not_accepted, PublishStatus::stopped};
-  detail::RequestTable* table = state_->requests.get();
+  // Acquire: pairs with make_producer()'s release (it may have run on another thread).
+  detail::RequestTable* table = state_->requests.load(std::memory_order_acquire);
   if (table == nullptr || table->capacity() == 0) {
     return {RequestStatus::too_many_pending, PublishStatus::ok};
   }
@@ -809,7 +811,8 @@ ReplyStatus Engine::reply(const EventView& event, std::span<const std::byte> pay
   Impl& m = *impl_;
   // Acquire: pairs with make_producer()'s release; the producer's state is built.
   if (p >= m.producer_count.load(std::memory_order_acquire)) return ReplyStatus::not_a_request;
-  detail::RequestTable* t = m.producers[p]->requests.get();
+  // Acquire: pairs with make_producer()'s release; the table is built.
+  detail::RequestTable* t = m.producers[p]->requests.load(std::memory_order_acquire);
   if (t != nullptr && t->complete(detail::RequestTable::slot_of(event.reply_token_),
                                   event.publish_ns(), RequestStatus::replied, payload)) {
     return ReplyStatus::ok;

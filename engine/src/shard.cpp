@@ -673,7 +673,8 @@ void Shard::complete_request(std::uint32_t reply_token, std::int64_t publish_ns,
   const std::uint32_t p = RequestTable::producer_of(reply_token);
   // Acquire: pairs with make_producer()'s release; the producer's table is built.
   if (p >= env_.producer_count->load(std::memory_order_acquire)) return;
-  RequestTable* t = env_.producers[p]->requests.get();
+  // Acquire: pairs with make_producer()'s release; the table is built.
+  RequestTable* t = env_.producers[p]->requests.load(std::memory_order_acquire);
   if (t != nullptr)
     (void)t->complete(RequestTable::slot_of(reply_token), publish_ns, status, {}, reason);
 }

@@ -15,6 +15,9 @@
 // deadline). It belongs to one thread at a time; destroying it gives its slot back (a reply
 // that comes later is dropped and counted). No lock, allocation or system call on the
 // request/reply path beyond publish()'s own, and a futex wake when a waiter is parked.
+// Handles may outlive their Producer; once the producer is gone, replies to its pending
+// requests may no longer reach them (counted as late): such handles end at their deadline, or
+// at stop().
 
 #include <cstdint>
 #include <span>

@@ -104,7 +104,11 @@ struct ProducerState {
   /// (release: pairs with drain()'s acquire, so a drain that sees the count sees the event).
   std::unique_ptr<std::atomic<std::uint64_t>[]> pushed;
   /// Its pending requests (request.hpp); sized by ProducerOptions::max_pending_requests.
-  std::unique_ptr<RequestTable> requests;
+  /// Read by shards and reply() from any thread: release-stored by make_producer(), acquired by
+  /// readers. Every table it ever pointed to stays in request_tables (handles of a previous
+  /// owner may still use an older one), so a reader never sees a freed table.
+  std::atomic<RequestTable*> requests{nullptr};
+  std::vector<std::unique_ptr<RequestTable>> request_tables;  ///< owned; under the engine lock
 };
 
 }  // namespace ringflow::detail
