@@ -737,7 +737,7 @@ std::size_t Engine::redrive(TopicId dead_letter_topic,
                             Producer& producer) {
   {
     std::lock_guard lock(impl_->lifecycle);
-    if (dead_letter_topic.value >= impl_->is_dead_letter.size() ||
+    if (impl_->state == State::created || dead_letter_topic.value >= impl_->is_dead_letter.size() ||
         impl_->is_dead_letter[dead_letter_topic.value] == 0) {
       throw std::invalid_argument(
           "ringflow: redrive needs a dead-letter topic of a started engine");
