@@ -1,0 +1,270 @@
+#pragma once
+// ringflow::nats: many ringflow instances as one partitioned service, with NATS JetStream
+// (nats-server 2.9, libnats 3.4) carrying the events between them. Uses the engine's public API
+// only; link ringflow::nats.
+//
+// Subjects: `<prefix>.<partition>.<key>`, partition = ringflow::partition_of(key, partitions)
+// (key_hash.hpp), so one key always lands in one partition of the stream and, through the source,
+// in one partition of the engine: a key's order holds end to end. A key is one subject token
+// (no '.', '*', '>', spaces; 1..255 bytes).
+//
+//   ringflow::nats::Connection conn({.servers = {"nats://a:4222", "nats://b:4222"}});
+//   ringflow::nats::ensure_stream(conn, {.name = "ORDERS", .subject_prefix = "orders"});
+//   ringflow::Engine engine(cfg);
+//   engine.add_topic("orders");
+//   ringflow::nats::Source source(conn, engine, {.stream = "ORDERS", .subject_prefix = "orders",
+//                                                .partitions = 8, .owned = {0, 1, 2, 3},
+//                                                .topic = "orders"});
+//   ringflow::nats::Sink sink(conn, {.subject_prefix = "shipped"});
+//   source.subscribe("orders", [&](const ringflow::EventView& e) { return sink.publish(e); });
+//   engine.start();
+//   source.start();
+//   ...
+//   source.stop();   // before engine.stop(): finishes (acks) what the engine holds
+//
+// How handler outcomes become acks (the one correlation to know):
+//   - Each fetched message enters the engine with correlation_id = idempotency_key = its stream
+//     sequence, and is remembered (by sequence) with the number of gating subscriptions, i.e.
+//     those made through Source::subscribe whose pattern matches the source topic.
+//   - A gating subscription's Outcome::ok counts one down. A dead letter of the source topic
+//     (the engine made it after the subscription's last attempt, or on fail/throw) whose
+//     DeadLetterInfo::subscription is a gating one counts one down and marks the message dead.
+//   - At zero: ok -> natsMsg_Ack; dead -> a copy is published (JetStream, Nats-Msg-Id
+//     "dlq-<sequence>") to `<subject>.dlq` with the reason, then natsMsg_Term.
+//   - Retries run in the engine (its timer wheel, the subscription's backoff), not through
+//     JetStream redelivery: the engine drops a repeated idempotency key, so a NAK'd message
+//     coming back to the same instance would be dropped as a duplicate. JetStream redelivery
+//     (after AckWait) is the crash path: a message whose instance died unacked goes to the
+//     partition's next owner. MaxDeliver = max_deliver bounds those redeliveries.
+//   - A redelivery of a message still in the engine replaces the handle that will be acked; a
+//     redelivery of one already finished (its ack was lost) is answered again (ack or
+//     DLQ + term) from a bounded memory of finished sequences, without entering the engine.
+//   - NakWithDelay is used for what the engine did not take: a message still unfinished when
+//     the source stops or releases its partition is NAK'd so the next owner gets it at once.
+//   - The sourced topic must be fed by the source only, and its events must reach the gating
+//     subscriptions (no filter or route that takes them away): otherwise they stay unacked.
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ringflow/engine.hpp"
+
+namespace ringflow::nats {
+
+/// A NATS or JetStream call failed; what() names the call, the status and the server's text.
+class NatsError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// What the connector tells the embedding service (from NATS library threads or its own: the
+/// callback must be thread-safe and quick).
+struct Status {
+  enum class Kind : std::uint8_t {
+    disconnected,   ///< lost the server; reconnecting (forever, with backoff)
+    reconnected,    ///< connected again (detail: the server URL)
+    closed,         ///< connection closed for good (only when the Connection is destroyed)
+    async_error,    ///< the NATS library reported an asynchronous error (slow consumer, ...)
+    fetch_error,    ///< a pull fetch failed other than by timing out (retried)
+    ack_error,      ///< an ack/nak/term could not be sent (the message will be redelivered)
+    publish_error,  ///< a sink publish was refused or timed out after being queued
+    dead_letter,    ///< a sourced message became a dead letter (detail: subject and reason)
+    dlq_error,      ///< a dead letter could not be published (the message stays unacked)
+  };
+  Kind kind;
+  std::string detail;
+};
+using StatusCallback = std::function<void(const Status&)>;
+[[nodiscard]] std::string_view to_string(Status::Kind k) noexcept;
+
+struct ConnectionOptions {
+  /// Every server of the cluster ("nats://host:port"); the client picks one and fails over.
+  std::vector<std::string> servers{"nats://127.0.0.1:4222"};
+  std::string name = "ringflow";
+  /// Reconnect forever: the n-th attempt after a loss waits reconnect_wait * 2^(n-1), at most
+  /// reconnect_wait_max (a pass over the whole server list counts as one attempt).
+  std::chrono::milliseconds reconnect_wait{50};
+  std::chrono::milliseconds reconnect_wait_max{2000};
+  /// Initial connect: each server is tried once within this; failing them all throws.
+  std::chrono::milliseconds connect_timeout{2000};
+  /// JetStream API requests (stream/consumer management, synchronous publishes).
+  std::chrono::milliseconds request_timeout{5000};
+  StatusCallback on_status{};
+};
+
+/// One NATS connection and its default JetStream context. Thread-safe (libnats is).
+class Connection {
+ public:
+  /// Connects; throws NatsError when no server answers within connect_timeout. Once connected it
+  /// never gives up: losses are reported through on_status and reconnected with backoff.
+  explicit Connection(ConnectionOptions options);
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  [[nodiscard]] const ConnectionOptions& options() const noexcept;
+  /// libnats handles (natsConnection*, jsCtx*), for calls the connector does not wrap.
+  [[nodiscard]] void* native_connection() const noexcept;
+  [[nodiscard]] void* native_jetstream() const noexcept;
+  /// Sends everything buffered and waits for the server's answer (false: timed out).
+  bool flush(std::chrono::milliseconds timeout);
+  void report(Status::Kind kind, std::string detail) const;
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+/// Whether `key` can be a subject token (1..255 bytes, no '.', '*', '>', whitespace or control).
+[[nodiscard]] bool valid_key(std::string_view key) noexcept;
+/// `<prefix>.<partition_of(key, partitions)>.<key>`; throws std::invalid_argument for a bad key.
+[[nodiscard]] std::string subject_for(std::string_view prefix, std::string_view key,
+                                      std::uint32_t partitions);
+
+struct StreamOptions {
+  std::string name = "RINGFLOW";
+  std::string subject_prefix = "events";  ///< the stream holds `<prefix>.>`
+  int replicas = 1;                       ///< 3 on a 3-node cluster (see the README)
+  bool file_storage = true;
+  /// Window in which a repeated Nats-Msg-Id is dropped by the server.
+  std::chrono::seconds duplicate_window{120};
+};
+/// Creates the stream if it does not exist (an existing one is left as it is).
+void ensure_stream(Connection& conn, const StreamOptions& options);
+
+struct SourceOptions {
+  std::string stream = "RINGFLOW";
+  std::string subject_prefix = "events";
+  std::uint32_t partitions = 8;      ///< of the subject layout (may differ from the engine's)
+  std::vector<std::uint32_t> owned;  ///< partitions consumed from start() (static ownership)
+  std::string durable_prefix = "ringflow";  ///< partition p's durable consumer: <prefix>_<p>
+  std::string topic;                        ///< engine topic the messages are published to
+  std::uint32_t max_deliver = 5;  ///< JetStream deliveries per message (crash redeliveries)
+  int max_ack_pending = 1024;     ///< unacked messages per partition (bounds memory too)
+  std::chrono::milliseconds ack_wait{30000};  ///< unacked this long: redelivered
+  int fetch_batch = 256;
+  std::chrono::milliseconds fetch_expiry{1000};  ///< a pull request lives this long at most
+  /// Idle heartbeat the server sends during a pull request (0: none); must be < fetch_expiry/2.
+  std::chrono::milliseconds fetch_heartbeat{250};
+  /// Finished sequences remembered to answer redeliveries (>= the engine's idempotency window
+  /// per partition times the owned partitions is what keeps every redelivery answered).
+  std::size_t remembered = 1 << 16;
+  /// stop()/release(): how long to wait for the engine to finish fetched messages.
+  std::chrono::milliseconds stop_timeout{10000};
+  /// Called before each batch of acks (e.g. Sink::flush): acks wait until it returns true, so
+  /// outputs queued by handlers are stored before their inputs are acked.
+  std::function<bool()> before_ack{};
+};
+
+struct SourceStats {
+  std::uint64_t fetched = 0;         ///< messages received
+  std::uint64_t redelivered = 0;     ///< of those, with NumDelivered > 1
+  std::uint64_t published = 0;       ///< handed to the engine
+  std::uint64_t answered_again = 0;  ///< redeliveries of finished messages, answered from memory
+  std::uint64_t acked = 0;
+  std::uint64_t dead_lettered = 0;  ///< published to <subject>.dlq and terminated
+  std::uint64_t naked = 0;          ///< given back on stop/release
+  std::uint64_t fetch_errors = 0;
+  std::uint64_t in_flight = 0;  ///< fetched, not yet finished
+};
+
+/// The JetStream source: one durable pull consumer per owned partition, feeding one engine
+/// topic. Construct and subscribe() before engine.start(); start() after it.
+class Source {
+ public:
+  /// Registers the dead-letter watcher on `options.topic`'s dead-letter topic (so `engine` must
+  /// not be started yet and the topic must exist). Throws std::invalid_argument for bad options.
+  Source(Connection& conn, Engine& engine, SourceOptions options);
+  ~Source();  ///< stop()
+  Source(const Source&) = delete;
+  Source& operator=(const Source&) = delete;
+
+  /// A gating subscription: engine.subscribe() whose ok (or final failure) decides the ack.
+  std::uint32_t subscribe(std::string_view pattern, Handler handler,
+                          const SubscribeOptions& options = {});
+  template <class F>
+  requires std::is_void_v<std::invoke_result_t<F&, const EventView&>> std::uint32_t subscribe(
+      std::string_view pattern, F f, const SubscribeOptions& options = {}) {
+    return subscribe(pattern, Handler([g = std::move(f)](const EventView& e) mutable {
+                       g(e);
+                       return Outcome::ok();
+                     }),
+                     options);
+  }
+
+  /// Creates (or updates) the owned partitions' consumers and starts fetching. The engine must
+  /// be running. Throws NatsError / std::logic_error (no gating subscription matches the topic).
+  void start();
+  /// Takes partition p over (creates/binds its consumer, starts fetching). Idempotent.
+  void own(std::uint32_t partition);
+  /// Stops fetching p, waits (stop_timeout) for its messages to finish, NAKs the rest.
+  void release(std::uint32_t partition);
+  [[nodiscard]] std::vector<std::uint32_t> owned() const;
+  /// Releases every partition; then acks are flushed. Idempotent.
+  void stop();
+
+  [[nodiscard]] SourceStats stats() const;
+
+  struct Impl;
+
+ private:
+  std::shared_ptr<Impl> impl_;  // shared with the handlers registered in the engine
+};
+
+struct SinkOptions {
+  /// Default subject: `<subject_prefix>.<partition_of(key, partitions)>.<key>`, and
+  /// `<...>.dlq` for events of a dead-letter topic. `subject` overrides it.
+  std::string subject_prefix = "processed";
+  std::uint32_t partitions = 8;
+  std::function<std::string(const EventView&)> subject{};
+  /// Nats-Msg-Id = `<msg_id_prefix>-<correlation_id>` (`-dlq` added for dead letters): events
+  /// from a Source carry their input's stream sequence, so a reprocessed input publishes the
+  /// same id and the server drops the copy (within the stream's duplicate window).
+  std::string msg_id_prefix = "ringflow";
+  /// Async publishes in flight at most (libnats' default is unbounded).
+  std::int64_t max_pending = 4096;
+  /// How long publish() may wait for room in the window before answering Outcome::retry.
+  std::chrono::milliseconds stall_wait{1};
+  std::chrono::nanoseconds retry_delay = std::chrono::milliseconds(1);
+};
+
+struct SinkStats {
+  std::uint64_t published = 0;      ///< queued
+  std::uint64_t stored = 0;         ///< acknowledged by the server
+  std::uint64_t duplicates = 0;     ///< acknowledged as duplicates (dropped by Nats-Msg-Id)
+  std::uint64_t back_pressure = 0;  ///< publish() answered retry
+  std::uint64_t failed = 0;         ///< refused or timed out after being queued (reported)
+};
+
+/// Publishes events to JetStream, asynchronously with a bounded window. Thread-safe.
+class Sink {
+ public:
+  Sink(Connection& conn, SinkOptions options);
+  ~Sink();  ///< waits up to 5 s for publishes in flight
+  Sink(const Sink&) = delete;
+  Sink& operator=(const Sink&) = delete;
+
+  /// Queues `e` (key, payload; dead letters with their reason in headers). Outcome::retry when
+  /// the window stays full for stall_wait or the connection refuses: NATS back-pressure.
+  Outcome publish(const EventView& e);
+  [[nodiscard]] Handler handler() {
+    return [this](const EventView& e) { return publish(e); };
+  }
+  /// Waits until every queued publish is acknowledged (false: timed out).
+  bool flush(std::chrono::milliseconds timeout);
+  [[nodiscard]] SinkStats stats() const;
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace ringflow::nats

@@ -1,0 +1,128 @@
+// Sink: async JetStream publishes with a bounded window; a full window is Outcome::retry.
+#include <atomic>
+#include <string>
+
+#include "nats_common.hpp"
+#include "ringflow/key_hash.hpp"
+
+namespace ringflow::nats {
+
+struct Sink::Impl {
+  Connection& conn;
+  SinkOptions o;
+  jsCtx* js = nullptr;
+  // Counters: independent statistics, read by stats() only (relaxed).
+  std::atomic<std::uint64_t> published{0};
+  std::atomic<std::uint64_t> stored{0};
+  std::atomic<std::uint64_t> duplicates{0};
+  std::atomic<std::uint64_t> back_pressure{0};
+  std::atomic<std::uint64_t> failed{0};
+
+  Impl(Connection& c, SinkOptions opt) : conn(c), o(std::move(opt)) {}
+  ~Impl() {
+    if (js != nullptr) jsCtx_Destroy(js);
+  }
+
+  // Runs on a libnats thread for every queued publish; we own `msg`.
+  static void on_ack(jsCtx* /*js*/, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, void* self) {
+    Impl& i = *static_cast<Impl*>(self);
+    if (pae != nullptr) {
+      i.failed.fetch_add(1, std::memory_order_relaxed);
+      std::string what = natsMsg_GetSubject(msg);
+      what += ": ";
+      what += natsStatus_GetText(pae->Err);
+      if (pae->ErrText != nullptr) {
+        what += ": ";
+        what += pae->ErrText;
+      }
+      i.conn.report(Status::Kind::publish_error, std::move(what));
+    } else {
+      i.stored.fetch_add(1, std::memory_order_relaxed);
+      if (pa != nullptr && pa->Duplicate) i.duplicates.fetch_add(1, std::memory_order_relaxed);
+    }
+    natsMsg_Destroy(msg);
+  }
+
+  [[nodiscard]] std::string subject(const EventView& e) const {
+    if (o.subject) return o.subject(e);
+    std::string s = o.subject_prefix;
+    s += '.';
+    s += std::to_string(partition_of(e.key(), o.partitions));
+    s += '.';
+    s += e.key();
+    if (e.dead_letter() != nullptr) s += ".dlq";
+    return s;
+  }
+};
+
+Sink::Sink(Connection& conn, SinkOptions options)
+    : impl_(std::make_unique<Impl>(conn, std::move(options))) {
+  Impl& i = *impl_;
+  if (i.o.max_pending <= 0) throw std::invalid_argument("ringflow::nats: max_pending must be > 0");
+  if (i.o.partitions == 0) throw std::invalid_argument("ringflow::nats: partitions must be > 0");
+  jsOptions jo;
+  jsOptions_Init(&jo);
+  jo.Wait = conn.options().request_timeout.count();
+  jo.PublishAsync.MaxPending = i.o.max_pending;
+  jo.PublishAsync.StallWait = std::max<std::int64_t>(1, i.o.stall_wait.count());
+  jo.PublishAsync.AckHandler = &Impl::on_ack;
+  jo.PublishAsync.AckHandlerClosure = &i;
+  const natsStatus s = natsConnection_JetStream(&i.js, detail::nc_of(conn), &jo);
+  if (s != NATS_OK) detail::fail("natsConnection_JetStream (sink)", s);
+}
+
+Sink::~Sink() {
+  (void)flush(std::chrono::seconds(5));
+}
+
+Outcome Sink::publish(const EventView& e) {
+  Impl& i = *impl_;
+  const std::string subj = i.subject(e);
+  natsMsg* m = nullptr;
+  const std::string_view data = e.payload_string();
+  natsStatus s =
+      natsMsg_Create(&m, subj.c_str(), nullptr, data.data(), static_cast<int>(data.size()));
+  if (s != NATS_OK) return Outcome::retry(i.o.retry_delay);
+  std::string id = i.o.msg_id_prefix;
+  id += '-';
+  id += std::to_string(e.correlation_id());
+  if (const DeadLetterInfo* dl = e.dead_letter(); dl != nullptr) {
+    id += "-dlq";
+    (void)natsMsgHeader_Set(m, "Ringflow-Reason", std::string(to_string(dl->reason)).c_str());
+    (void)natsMsgHeader_Set(m, "Ringflow-Attempts", std::to_string(dl->attempts).c_str());
+    (void)natsMsgHeader_Set(m, "Ringflow-Error", std::string(dl->last_error_text()).c_str());
+  }
+  jsPubOptions po;
+  jsPubOptions_Init(&po);
+  po.MsgId = id.c_str();
+  s = js_PublishMsgAsync(i.js, &m, &po);
+  if (s != NATS_OK) {
+    // The window stayed full for stall_wait (NATS_TIMEOUT), or the connection refuses
+    // (reconnect buffer full, closed): back-pressure, tried again by the engine's retry wheel.
+    if (m != nullptr) natsMsg_Destroy(m);
+    i.back_pressure.fetch_add(1, std::memory_order_relaxed);
+    return Outcome::retry(i.o.retry_delay);
+  }
+  i.published.fetch_add(1, std::memory_order_relaxed);
+  return Outcome::ok();
+}
+
+bool Sink::flush(std::chrono::milliseconds timeout) {
+  jsPubOptions po;
+  jsPubOptions_Init(&po);
+  po.MaxWait = std::max<std::int64_t>(1, timeout.count());
+  return js_PublishAsyncComplete(impl_->js, &po) == NATS_OK;
+}
+
+SinkStats Sink::stats() const {
+  const Impl& i = *impl_;
+  SinkStats s;
+  s.published = i.published.load(std::memory_order_relaxed);
+  s.stored = i.stored.load(std::memory_order_relaxed);
+  s.duplicates = i.duplicates.load(std::memory_order_relaxed);
+  s.back_pressure = i.back_pressure.load(std::memory_order_relaxed);
+  s.failed = i.failed.load(std::memory_order_relaxed);
+  return s;
+}
+
+}  // namespace ringflow::nats
