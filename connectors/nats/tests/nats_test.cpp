@@ -1,0 +1,730 @@
+// ringflow::nats against real nats-server processes (ctest label `nats`). Each test starts its
+// own `nats-server -js` on a free loopback port with a temporary store, and kills it at the end
+// (RAII, also when an assertion fails). Skipped only when the nats-server binary is absent.
+//
+// RINGFLOW_NATS_EVENTS=<n> sets the size of the single-server run (default 100000; 1000000 is
+// the size, ~30 s here).
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <nats/nats.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "ringflow/nats/nats.hpp"
+#include "ringflow/ringflow.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+namespace rn = ringflow::nats;
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+std::optional<std::string> find_nats_server() {
+  std::vector<std::string> dirs;
+  if (const char* path = std::getenv("PATH"); path != nullptr) {
+    std::string p = path;
+    std::size_t pos = 0;
+    while (pos <= p.size()) {
+      const std::size_t c = p.find(':', pos);
+      dirs.push_back(p.substr(pos, c == std::string::npos ? std::string::npos : c - pos));
+      if (c == std::string::npos) break;
+      pos = c + 1;
+    }
+  }
+  dirs.emplace_back("/usr/sbin");
+  dirs.emplace_back("/usr/bin");
+  for (const std::string& d : dirs) {
+    const std::string f = d + "/nats-server";
+    if (::access(f.c_str(), X_OK) == 0) return f;
+  }
+  return std::nullopt;
+}
+
+int free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = 0;
+  socklen_t len = sizeof a;
+  int port = -1;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
+    port = ntohs(a.sin_port);
+  }
+  ::close(fd);
+  return port;
+}
+
+bool port_open(int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(static_cast<std::uint16_t>(port));
+  const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  ::close(fd);
+  return ok;
+}
+
+/// Waits for `pred` up to `timeout`, polling every 5 ms. Returns its last value.
+bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
+  const auto end = Clock::now() + timeout;
+  while (!pred()) {
+    if (Clock::now() >= end) return pred();
+    std::this_thread::sleep_for(5ms);
+  }
+  return true;
+}
+
+/// A child process (fork + exec), SIGKILLed and reaped on destruction.
+class Child {
+ public:
+  Child(const std::string& exe, const std::vector<std::string>& args, const std::string& log) {
+    std::vector<char*> argv;
+    argv.push_back(const_cast<char*>(exe.c_str()));
+    for (const std::string& a : args)
+      argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      if (fd >= 0) {
+        ::dup2(fd, 1);
+        ::dup2(fd, 2);
+      }
+      ::execv(exe.c_str(), argv.data());
+      ::_exit(127);
+    }
+  }
+  ~Child() { kill(); }
+  Child(const Child&) = delete;
+  Child& operator=(const Child&) = delete;
+  [[nodiscard]] bool running() {
+    if (pid_ <= 0) return false;
+    int st = 0;
+    if (::waitpid(pid_, &st, WNOHANG) == pid_) {
+      pid_ = -1;
+      return false;
+    }
+    return true;
+  }
+  /// SIGTERM, then SIGKILL if it has not exited within `grace`.
+  void terminate(std::chrono::milliseconds grace) {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGTERM);
+    if (wait_until([&] { return !running(); }, grace)) return;
+    kill();
+  }
+  void kill() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGKILL);
+    int st = 0;
+    ::waitpid(pid_, &st, 0);
+    pid_ = -1;
+  }
+
+ private:
+  pid_t pid_ = -1;
+};
+
+/// nats-server -js on a free loopback port with a store under a temporary directory.
+class Server {
+ public:
+  explicit Server(std::string binary) : binary_(std::move(binary)) {
+    char tmpl[] = "/tmp/ringflow-nats-XXXXXX";
+    dir_ = ::mkdtemp(tmpl);
+    start();
+  }
+  ~Server() {
+    child_.reset();
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  /// (Re)starts it on the same port and store (a new port the first time).
+  void start() {
+    for (int attempt = 0; attempt < 5; ++attempt) {
+      if (port_ <= 0 || attempt > 0) port_ = free_port();
+      child_ = std::make_unique<Child>(
+          binary_,
+          std::vector<std::string>{"-js", "-a", "127.0.0.1", "-p", std::to_string(port_), "-sd",
+                                   dir_ + "/store", "-n", "ringflow-test"},
+          dir_ + "/server.log");
+      if (wait_until([&] { return port_open(port_) || !child_->running(); }, 10s) &&
+          child_->running()) {
+        return;
+      }
+    }
+    throw std::runtime_error("nats-server did not start; see " + dir_ + "/server.log");
+  }
+  void kill() { child_.reset(); }
+  /// A clean shutdown (the server writes its consumers' state).
+  void shut_down() {
+    if (child_) child_->terminate(10s);
+    child_.reset();
+  }
+  [[nodiscard]] std::string url() const { return "nats://127.0.0.1:" + std::to_string(port_); }
+  [[nodiscard]] const std::string& dir() const { return dir_; }
+
+ private:
+  std::string binary_;
+  std::string dir_;
+  int port_ = -1;
+  std::unique_ptr<Child> child_;
+};
+
+#define REQUIRE_NATS_SERVER()                                                              \
+  const std::optional<std::string> nats_server_bin = find_nats_server();                   \
+  if (!nats_server_bin) {                                                                  \
+    GTEST_SKIP() << "nats-server is not installed (Debian: apt-get install nats-server); " \
+                    "the connector's real-server tests need it";                           \
+  }
+
+rn::ConnectionOptions conn_options(const Server& s) {
+  rn::ConnectionOptions o;
+  o.servers = {s.url()};
+  o.reconnect_wait = 20ms;
+  o.reconnect_wait_max = 200ms;
+  return o;
+}
+
+ringflow::EngineConfig engine_config() {
+  ringflow::EngineConfig c;
+  c.partitions = 4;
+  c.pin_threads = false;
+  c.wait_strategy = ringflow::WaitStrategyKind::park;
+  c.ring_capacity = 4096;
+  return c;
+}
+
+// Formatted with snprintf: GCC 12 warns falsely (-Wrestrict) on "k" + std::to_string(k) once
+// inlined.
+std::string key_of(std::uint32_t k) {
+  char buf[16];
+  const int n = std::snprintf(buf, sizeof buf, "k%u", k);
+  return {buf, static_cast<std::size_t>(n)};
+}
+
+/// Publishes n events, keys k0..k(keys-1) round robin; payload "<per-key index>".
+void publish_input(rn::Connection& conn, const std::string& prefix, std::uint32_t partitions,
+                   std::uint64_t n, std::uint32_t keys) {
+  auto* nc = static_cast<natsConnection*>(conn.native_connection());
+  jsOptions jo;
+  jsOptions_Init(&jo);
+  jo.PublishAsync.MaxPending = 4096;
+  jsCtx* js = nullptr;
+  ASSERT_EQ(natsConnection_JetStream(&js, nc, &jo), NATS_OK);
+  std::vector<std::string> subjects(keys);
+  for (std::uint32_t k = 0; k < keys; ++k)
+    subjects[k] = rn::subject_for(prefix, key_of(k), partitions);
+  for (std::uint64_t i = 0; i < n; ++i) {
+    const std::string payload = std::to_string(i / keys);
+    natsStatus s = NATS_OK;
+    for (int tries = 0; tries < 1000; ++tries) {
+      s = js_PublishAsync(js, subjects[i % keys].c_str(), payload.data(),
+                          static_cast<int>(payload.size()), nullptr);
+      if (s == NATS_OK) break;
+    }
+    ASSERT_EQ(s, NATS_OK) << "publishing input " << i << ": " << natsStatus_GetText(s);
+  }
+  jsPubOptions po;
+  jsPubOptions_Init(&po);
+  po.MaxWait = 60000;
+  ASSERT_EQ(js_PublishAsyncComplete(js, &po), NATS_OK) << "input not acknowledged within 60 s";
+  jsCtx_Destroy(js);
+}
+
+std::uint64_t stream_msgs(rn::Connection& conn, const std::string& stream) {
+  jsStreamInfo* si = nullptr;
+  jsErrCode jerr{};
+  if (js_GetStreamInfo(&si, static_cast<jsCtx*>(conn.native_jetstream()), stream.c_str(), nullptr,
+                       &jerr) != NATS_OK) {
+    return 0;
+  }
+  const std::uint64_t n = si->State.Msgs;
+  jsStreamInfo_Destroy(si);
+  return n;
+}
+
+struct ConsumerState {
+  std::uint64_t pending = UINT64_MAX;    // not yet delivered
+  std::int64_t ack_pending = INT64_MAX;  // delivered, not acked
+  std::uint64_t ack_floor = 0;           // consumer sequence acked through
+};
+
+ConsumerState consumer_state(rn::Connection& conn, const std::string& stream,
+                             const std::string& name) {
+  jsConsumerInfo* ci = nullptr;
+  jsErrCode jerr{};
+  ConsumerState st;
+  if (js_GetConsumerInfo(&ci, static_cast<jsCtx*>(conn.native_jetstream()), stream.c_str(),
+                         name.c_str(), nullptr, &jerr) == NATS_OK) {
+    st.pending = ci->NumPending;
+    st.ack_pending = ci->NumAckPending;
+    st.ack_floor = ci->AckFloor.Consumer;
+    jsConsumerInfo_Destroy(ci);
+  }
+  return st;
+}
+
+std::string consumers_text(rn::Connection& conn, const std::string& stream,
+                           const std::string& durable, std::uint32_t partitions) {
+  std::string t;
+  for (std::uint32_t p = 0; p < partitions; ++p) {
+    const ConsumerState st = consumer_state(conn, stream, durable + "_" + std::to_string(p));
+    t += " [" + std::to_string(p) + ": pending " + std::to_string(st.pending) + ", unacked " +
+         std::to_string(st.ack_pending) + "]";
+  }
+  return t;
+}
+
+bool all_acked(rn::Connection& conn, const std::string& stream, const std::string& durable,
+               std::uint32_t partitions) {
+  for (std::uint32_t p = 0; p < partitions; ++p) {
+    const ConsumerState st = consumer_state(conn, stream, durable + "_" + std::to_string(p));
+    if (st.pending != 0 || st.ack_pending != 0) return false;
+  }
+  return true;
+}
+
+/// What a gating subscription saw: deliveries per stream sequence, per-key order.
+struct Recorder {
+  explicit Recorder(std::uint64_t n, std::uint32_t keys) : seen(n + 1), next(keys) {}
+  std::mutex mu;
+  std::vector<std::uint32_t> seen;  // by stream sequence
+  std::vector<std::uint64_t> next;  // expected per-key index
+  std::uint64_t order_violations = 0;
+  std::uint64_t distinct = 0;
+  std::uint64_t total = 0;
+  std::vector<std::uint64_t> seqs;  // in arrival order
+
+  void record(const ringflow::EventView& e, bool check_order) {
+    const std::uint64_t seq = e.correlation_id();
+    const auto k = static_cast<std::uint32_t>(std::stoul(std::string(e.key().substr(1))));
+    const std::uint64_t idx = std::stoull(std::string(e.payload_string()));
+    std::lock_guard lock(mu);
+    ++total;
+    seqs.push_back(seq);
+    if (seq < seen.size() && seen[seq]++ == 0) ++distinct;
+    if (check_order && k < next.size()) {
+      if (idx < next[k]) ++order_violations;
+      next[k] = idx + 1;
+    }
+  }
+  std::uint64_t distinct_count() {
+    std::lock_guard lock(mu);
+    return distinct;
+  }
+};
+
+std::uint64_t events_from_env(std::uint64_t dflt) {
+  if (const char* v = std::getenv("RINGFLOW_NATS_EVENTS"); v != nullptr && *v != '\0') {
+    return std::strtoull(v, nullptr, 10);
+  }
+  return dflt;
+}
+
+// ---- bad paths first: they need no server ----
+
+TEST(NatsConfig, SubjectsFollowTheEnginePartitioning) {
+  EXPECT_EQ(rn::subject_for("ev", "k7", 4),
+            "ev." + std::to_string(ringflow::partition_of("k7", 4)) + ".k7");
+  EXPECT_TRUE(rn::valid_key("order-17_x"));
+  for (const char* bad : {"", "a.b", "a*", ">", "a b", "tab\t"}) {
+    EXPECT_FALSE(rn::valid_key(bad)) << bad;
+    EXPECT_THROW((void)rn::subject_for("ev", bad, 4), std::invalid_argument) << bad;
+  }
+  EXPECT_THROW((void)rn::subject_for("ev", "k", 0), std::invalid_argument);
+}
+
+TEST(NatsConfig, ConnectingToNothingFailsWithinTheTimeout) {
+  rn::ConnectionOptions o;
+  o.servers = {"nats://127.0.0.1:" + std::to_string(free_port())};
+  o.connect_timeout = 500ms;
+  const auto t0 = Clock::now();
+  EXPECT_THROW(rn::Connection c(o), rn::NatsError);
+  EXPECT_LT(Clock::now() - t0, 10s);
+  o.servers.clear();
+  EXPECT_THROW(rn::Connection c(o), std::invalid_argument);
+}
+
+// ---- with a server ----
+
+TEST(NatsSource, RejectsBadOptionsAndAStartWithoutGatingSubscription) {
+  REQUIRE_NATS_SERVER();
+  Server server(*nats_server_bin);
+  rn::Connection conn(conn_options(server));
+  rn::ensure_stream(conn, {.name = "EV", .subject_prefix = "ev"});
+  ringflow::Engine engine(engine_config());
+  engine.add_topic("ev");
+  rn::SourceOptions so{
+      .stream = "EV", .subject_prefix = "ev", .partitions = 4, .owned = {4}, .topic = "ev"};
+  EXPECT_THROW(rn::Source(conn, engine, so), std::invalid_argument);  // partition 4 of 4
+  so.owned = {0};
+  so.topic = "nope";
+  EXPECT_THROW(rn::Source(conn, engine, so), std::out_of_range);
+  so.topic = "ev";
+  rn::Source source(conn, engine, so);
+  EXPECT_THROW(source.subscribe("ev", ringflow::Handler{}), std::invalid_argument);
+  ringflow::SubscribeOptions grouped;
+  grouped.group = "g";
+  EXPECT_THROW(source.subscribe(
+                   "ev", [](const ringflow::EventView&) {}, grouped),
+               std::invalid_argument);
+  engine.start();
+  EXPECT_THROW(source.start(), std::logic_error);  // no gating subscription
+}
+
+// One instance, N keyed events: each processed once per subscription, per-key order held,
+// retries absorbed in the engine, permanent failures on <subject>.dlq, everything acked.
+TEST(NatsSource, SingleServerEveryEventOncePerSubscriptionInKeyOrder) {
+  REQUIRE_NATS_SERVER();
+  const std::uint64_t n = events_from_env(100'000);
+  constexpr std::uint32_t kKeys = 1000;
+  constexpr std::uint32_t kParts = 4;
+  Server server(*nats_server_bin);
+  rn::Connection conn(conn_options(server));
+  rn::ensure_stream(conn, {.name = "EV", .subject_prefix = "ev"});
+  publish_input(conn, "ev", kParts, n, kKeys);
+  ASSERT_EQ(stream_msgs(conn, "EV"), n);
+
+  // Dead letters as the service would see them: a core subscription on the DLQ subjects.
+  natsSubscription* dlq_sub = nullptr;
+  ASSERT_EQ(natsConnection_SubscribeSync(
+                &dlq_sub, static_cast<natsConnection*>(conn.native_connection()), "ev.*.*.dlq"),
+            NATS_OK);
+  ASSERT_TRUE(conn.flush(5s));
+
+  ringflow::Engine engine(engine_config());
+  engine.add_topic("ev");
+  rn::Source source(conn, engine,
+                    {.stream = "EV",
+                     .subject_prefix = "ev",
+                     .partitions = kParts,
+                     .owned = {0, 1, 2, 3},
+                     .topic = "ev"});
+  Recorder plain(n, kKeys);
+  Recorder flaky(n, kKeys);
+  std::atomic<std::uint64_t> retried{0};
+  source.subscribe("ev", [&](const ringflow::EventView& e) { plain.record(e, true); });
+  ringflow::SubscribeOptions retries;
+  retries.max_attempts = 3;
+  retries.retry_backoff = 100us;
+  source.subscribe(
+      "ev",
+      [&](const ringflow::EventView& e) -> ringflow::Outcome {
+        const std::uint64_t seq = e.correlation_id();
+        if (seq % 1000 == 7) return ringflow::Outcome::fail("permanent");
+        if (seq % 1000 == 9) throw std::runtime_error("handler threw");
+        if (seq % 10 == 3 && e.attempt() == 1) {
+          retried.fetch_add(1, std::memory_order_relaxed);
+          return ringflow::Outcome::retry();
+        }
+        flaky.record(e, false);
+        return ringflow::Outcome::ok();
+      },
+      retries);
+  engine.start();
+  source.start();
+
+  std::uint64_t dead = 0;
+  for (std::uint64_t s = 1; s <= n; ++s)
+    dead += (s % 1000 == 7 || s % 1000 == 9) ? 1 : 0;
+  const auto budget = std::chrono::milliseconds(30'000 + n / 5);
+  ASSERT_TRUE(
+      wait_until([&] { return source.stats().acked + source.stats().dead_lettered >= n; }, budget))
+      << "not every message was settled: " << source.stats().acked << " acked, "
+      << source.stats().dead_lettered << " dead of " << n;
+  ASSERT_TRUE(wait_until([&] { return all_acked(conn, "EV", "ringflow", kParts); }, 20s))
+      << "the server still has unacked or undelivered messages";
+
+  // Dead letters arrive on the DLQ subjects with the reason.
+  std::uint64_t dlq_msgs = 0;
+  for (;;) {
+    natsMsg* m = nullptr;
+    if (natsSubscription_NextMsg(&m, dlq_sub, dlq_msgs < dead ? 5000 : 200) != NATS_OK) break;
+    const char* reason = nullptr;
+    EXPECT_EQ(natsMsgHeader_Get(m, "Ringflow-Reason", &reason), NATS_OK);
+    if (reason != nullptr) {
+      EXPECT_NE(std::string(reason).find("failed"), std::string::npos);
+    }
+    ++dlq_msgs;
+    natsMsg_Destroy(m);
+  }
+  natsSubscription_Destroy(dlq_sub);
+  source.stop();
+  engine.stop();
+
+  const rn::SourceStats st = source.stats();
+  EXPECT_EQ(plain.total, n) << "the plain subscription must see every event exactly once";
+  EXPECT_EQ(plain.distinct, n);
+  EXPECT_EQ(plain.order_violations, 0U) << "per-key order broken";
+  EXPECT_EQ(flaky.distinct, n - dead);
+  EXPECT_EQ(flaky.total, n - dead);
+  EXPECT_GT(retried.load(), 0U);
+  EXPECT_EQ(st.acked, n - dead);
+  EXPECT_EQ(st.dead_lettered, dead);
+  EXPECT_EQ(dlq_msgs, dead) << "each dead letter published once to <subject>.dlq";
+  EXPECT_EQ(stream_msgs(conn, "EV"), n + dead);  // the DLQ copies live in the stream too
+  EXPECT_EQ(st.in_flight, 0U);
+  EXPECT_EQ(st.naked, 0U);
+  const ringflow::EngineStats es = engine.stats();
+  EXPECT_EQ(es.dead_letters(ringflow::DeadLetterReason::failed), dead);
+  std::printf(
+      "single server: %llu events, %llu retried in the engine, %llu dead letters, "
+      "%llu redelivered by JetStream\n",
+      static_cast<unsigned long long>(n), static_cast<unsigned long long>(retried.load()),
+      static_cast<unsigned long long>(dead), static_cast<unsigned long long>(st.redelivered));
+}
+
+// Restart of everything: the instance stops mid-stream, the server shuts down and restarts on
+// its store, a new instance resumes from the acked positions: nothing processed twice or lost.
+TEST(NatsSource, RestartResumesFromAckedPositions) {
+  REQUIRE_NATS_SERVER();
+  constexpr std::uint64_t kN = 20'000;
+  constexpr std::uint32_t kKeys = 100;
+  constexpr std::uint32_t kParts = 4;
+  Server server(*nats_server_bin);
+  std::vector<std::uint64_t> first;
+  {
+    rn::Connection conn(conn_options(server));
+    rn::ensure_stream(conn, {.name = "EV", .subject_prefix = "ev"});
+    publish_input(conn, "ev", kParts, kN, kKeys);
+    ringflow::Engine engine(engine_config());
+    engine.add_topic("ev");
+    rn::Source source(conn, engine,
+                      {.stream = "EV",
+                       .subject_prefix = "ev",
+                       .partitions = kParts,
+                       .owned = {0, 1, 2, 3},
+                       .topic = "ev",
+                       .fetch_batch = 64});
+    Recorder rec(kN, kKeys);
+    source.subscribe("ev", [&](const ringflow::EventView& e) {
+      rec.record(e, true);
+      std::this_thread::sleep_for(20us);  // so that stopping lands mid-stream
+    });
+    engine.start();
+    source.start();
+    ASSERT_TRUE(wait_until([&] { return rec.distinct_count() >= kN / 3; }, 60s))
+        << "first instance made no progress: " << rec.distinct_count();
+    source.stop();
+    engine.stop();
+    EXPECT_EQ(source.stats().naked, 0U) << "a clean stop finishes what it fetched";
+    EXPECT_EQ(rec.order_violations, 0U);
+    first = rec.seqs;
+    ASSERT_LT(first.size(), kN) << "stopped too late to prove a resume";
+  }
+  server.shut_down();
+  server.start();
+  rn::Connection conn(conn_options(server));
+  ASSERT_EQ(stream_msgs(conn, "EV"), kN) << "the restarted server lost stored messages";
+  ringflow::Engine engine(engine_config());
+  engine.add_topic("ev");
+  rn::Source source(conn, engine,
+                    {.stream = "EV",
+                     .subject_prefix = "ev",
+                     .partitions = kParts,
+                     .owned = {0, 1, 2, 3},
+                     .topic = "ev"});
+  Recorder rec(kN, kKeys);
+  source.subscribe("ev", [&](const ringflow::EventView& e) { rec.record(e, false); });
+  engine.start();
+  source.start();
+  ASSERT_TRUE(wait_until([&] { return first.size() + rec.distinct_count() >= kN; }, 60s))
+      << "after restart: " << first.size() << " + " << rec.distinct_count() << " of " << kN;
+  ASSERT_TRUE(wait_until([&] { return all_acked(conn, "EV", "ringflow", kParts); }, 20s))
+      << consumers_text(conn, "EV", "ringflow", kParts) << "; fetched " << source.stats().fetched
+      << " redelivered " << source.stats().redelivered << " acked " << source.stats().acked
+      << " in flight " << source.stats().in_flight << " answered again "
+      << source.stats().answered_again;
+  source.stop();
+  engine.stop();
+  std::set<std::uint64_t> a(first.begin(), first.end());
+  EXPECT_EQ(a.size(), first.size()) << "first run processed something twice";
+  std::uint64_t overlap = 0;
+  for (const std::uint64_t s : rec.seqs)
+    overlap += a.count(s);
+  EXPECT_EQ(overlap, 0U) << "the second run re-processed acked messages";
+  EXPECT_EQ(first.size() + rec.total, kN);
+  EXPECT_EQ(source.stats().redelivered, 0U);
+}
+
+// Two instances split the partitions; one (a child process) is SIGKILLed mid-stream; the
+// survivor takes its partitions over. Every input ends up in the output stream exactly once in
+// effect (Nats-Msg-Id dedup absorbs the reprocessed ones); redeliveries are counted.
+TEST(NatsSource, KilledInstancesPartitionsAreTakenOver) {
+  REQUIRE_NATS_SERVER();
+  constexpr std::uint64_t kN = 20'000;
+  constexpr std::uint32_t kKeys = 200;
+  constexpr std::uint32_t kParts = 4;
+  Server server(*nats_server_bin);
+  rn::Connection conn(conn_options(server));
+  rn::ensure_stream(conn, {.name = "IN", .subject_prefix = "in"});
+  rn::ensure_stream(conn, {.name = "OUT", .subject_prefix = "out"});
+  publish_input(conn, "in", kParts, kN, kKeys);
+
+  const std::string log = server.dir() + "/instance-a.log";
+  Child a(RINGFLOW_NATS_INSTANCE,
+          {"--server", server.url(), "--stream", "IN", "--prefix", "in", "--partitions",
+           std::to_string(kParts), "--own", "0,1", "--out-stream", "OUT", "--out-prefix", "out",
+           "--ack-wait-ms", "2000", "--delay-us", "300"},
+          log);
+
+  // Instance B, in this process: partitions 2 and 3, the same handler (publish to OUT).
+  ringflow::Engine engine(engine_config());
+  engine.add_topic("in");
+  rn::Sink sink(conn, {.subject_prefix = "out", .partitions = kParts, .msg_id_prefix = "out"});
+  rn::SourceOptions so{.stream = "IN",
+                       .subject_prefix = "in",
+                       .partitions = kParts,
+                       .owned = {2, 3},
+                       .topic = "in",
+                       .ack_wait = 2000ms};
+  so.before_ack = [&sink] { return sink.flush(1s); };
+  rn::Source source(conn, engine, so);
+  Recorder rec(kN, kKeys);
+  std::mutex parts_mu;
+  std::set<std::uint32_t> late_keys;  // keys of partitions 0 and 1 (order not checked there)
+  source.subscribe("in", [&](const ringflow::EventView& e) {
+    const bool own_from_start = ringflow::partition_of(e.key(), kParts) >= 2;
+    rec.record(e, own_from_start);
+    return sink.publish(e);
+  });
+  engine.start();
+  source.start();
+
+  // Kill A mid-stream: once it has acked a few hundred messages of partition 0.
+  ASSERT_TRUE(
+      wait_until([&] { return consumer_state(conn, "IN", "ringflow_0").ack_floor >= 300; }, 60s))
+      << "instance A made no progress; see " << log;
+  a.kill();
+  const ConsumerState p0 = consumer_state(conn, "IN", "ringflow_0");
+  const ConsumerState p1 = consumer_state(conn, "IN", "ringflow_1");
+  ASSERT_GT(p0.pending + static_cast<std::uint64_t>(p0.ack_pending) + p1.pending +
+                static_cast<std::uint64_t>(p1.ack_pending),
+            0U)
+      << "instance A finished before it was killed: nothing to take over";
+  const std::uint64_t unacked_at_kill =
+      static_cast<std::uint64_t>(p0.ack_pending) + static_cast<std::uint64_t>(p1.ack_pending);
+
+  source.own(0);
+  source.own(1);
+  EXPECT_EQ(source.owned(), (std::vector<std::uint32_t>{0, 1, 2, 3}));
+  ASSERT_TRUE(wait_until([&] { return all_acked(conn, "IN", "ringflow", kParts); }, 90s))
+      << "the survivor did not finish the killed instance's partitions";
+  ASSERT_TRUE(sink.flush(10s));
+  ASSERT_TRUE(wait_until([&] { return stream_msgs(conn, "OUT") >= kN; }, 10s));
+  source.stop();
+  engine.stop();
+
+  const rn::SourceStats st = source.stats();
+  const rn::SinkStats sk = sink.stats();
+  EXPECT_EQ(stream_msgs(conn, "OUT"), kN) << "every input once in the output, in effect";
+  EXPECT_EQ(rec.order_violations, 0U) << "per-key order broken on the survivor's partitions";
+  EXPECT_EQ(sk.failed, 0U);
+  EXPECT_EQ(st.dead_lettered, 0U);
+  std::printf(
+      "takeover: %llu unacked at the kill, %llu redelivered to the survivor, "
+      "%llu outputs dropped as duplicates by Nats-Msg-Id\n",
+      static_cast<unsigned long long>(unacked_at_kill),
+      static_cast<unsigned long long>(st.redelivered),
+      static_cast<unsigned long long>(sk.duplicates));
+  RecordProperty("redelivered", std::to_string(st.redelivered));
+  RecordProperty("duplicates_dropped", std::to_string(sk.duplicates));
+  // (unacked_at_kill may include acks still on their way when A died.)
+  if (unacked_at_kill > 0) {
+    EXPECT_GT(st.redelivered, 0U) << "A's unacked messages come again";
+  }
+}
+
+// NATS back-pressure: with the server gone and a window of 4, the fifth publish waits
+// stall_wait and answers retry; when the server is back, the queued ones are stored.
+TEST(NatsSink, FullWindowIsRetryAndReconnectDeliversTheQueued) {
+  REQUIRE_NATS_SERVER();
+  Server server(*nats_server_bin);
+  std::mutex mu;
+  std::vector<rn::Status::Kind> seen;
+  rn::ConnectionOptions co = conn_options(server);
+  co.on_status = [&](const rn::Status& s) {
+    std::lock_guard lock(mu);
+    seen.push_back(s.kind);
+  };
+  rn::Connection conn(co);
+  rn::ensure_stream(conn, {.name = "OUT", .subject_prefix = "out"});
+  rn::Sink sink(conn,
+                {.subject_prefix = "out", .partitions = 4, .max_pending = 4, .stall_wait = 5ms});
+  ringflow::Engine engine(engine_config());
+  const ringflow::TopicId t = engine.add_topic("t");
+  std::vector<ringflow::Outcome::Kind> got;
+  std::mutex got_mu;
+  ringflow::SubscribeOptions once;
+  once.max_attempts = 1;
+  engine.subscribe(
+      "t",
+      [&](const ringflow::EventView& e) {
+        const ringflow::Outcome o = sink.publish(e);
+        std::lock_guard lock(got_mu);
+        got.push_back(o.kind());
+        return ringflow::Outcome::ok();
+      },
+      once);
+  engine.start();
+  server.kill();
+  ASSERT_TRUE(wait_until(
+      [&] {
+        std::lock_guard lock(mu);
+        return std::find(seen.begin(), seen.end(), rn::Status::Kind::disconnected) != seen.end();
+      },
+      10s))
+      << "no disconnected status within 10 s";
+  ringflow::Producer p = engine.make_producer();
+  for (int k = 0; k < 6; ++k) {
+    ASSERT_EQ(p.publish(t, "k" + std::to_string(k), "x"), ringflow::PublishStatus::ok);
+  }
+  engine.drain();
+  {
+    std::lock_guard lock(got_mu);
+    ASSERT_EQ(got.size(), 6U);
+    for (int k = 0; k < 4; ++k)
+      EXPECT_EQ(got[k], ringflow::Outcome::Kind::ok) << k;
+    EXPECT_EQ(got[4], ringflow::Outcome::Kind::retry);
+    EXPECT_EQ(got[5], ringflow::Outcome::Kind::retry);
+  }
+  EXPECT_EQ(sink.stats().back_pressure, 2U);
+  server.start();
+  ASSERT_TRUE(wait_until(
+      [&] {
+        std::lock_guard lock(mu);
+        return std::find(seen.begin(), seen.end(), rn::Status::Kind::reconnected) != seen.end();
+      },
+      20s))
+      << "no reconnect within 20 s";
+  EXPECT_TRUE(sink.flush(10s));
+  EXPECT_EQ(sink.stats().stored + sink.stats().failed, 4U);
+  engine.stop();
+}
+
+}  // namespace
