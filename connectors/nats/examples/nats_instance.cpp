@@ -4,6 +4,7 @@
 //
 //   ringflow_nats_instance --server nats://127.0.0.1:4222 --stream IN --prefix in
 //       --partitions 4 --own 0,1 --out-stream OUT --out-prefix out [--delay-us 0]
+//   (or --lease-instance ID [--lease-ttl-ms 6000] instead of --own: partitions by KV leases)
 //
 // SIGTERM/SIGINT: stops cleanly (finishes and acks what it holds). Prints "ready" once fetching.
 #include <atomic>
@@ -12,6 +13,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -54,6 +56,7 @@ int main(int argc, char** argv) {
   out_stream.name = "OUT";
   out_stream.subject_prefix = "out";
   long delay_us = 0;
+  rn::LeaseOptions lease;  // --lease-instance ID: partitions by leases instead of --own
   for (int k = 1; k < argc; ++k) {
     const std::string a = argv[k];
     const auto next = [&]() -> std::string {
@@ -81,6 +84,10 @@ int main(int argc, char** argv) {
       out_stream.name = next();
     } else if (a == "--out-prefix") {
       out_stream.subject_prefix = next();
+    } else if (a == "--lease-instance") {
+      lease.instance = next();
+    } else if (a == "--lease-ttl-ms") {
+      lease.ttl = std::chrono::milliseconds(std::stol(next()));
     } else if (a == "--delay-us") {
       delay_us = std::stol(next());
     } else {
@@ -121,10 +128,16 @@ int main(int argc, char** argv) {
     });
     engine.start();
     source.start();
+    std::unique_ptr<rn::Leases> leases;
+    if (!lease.instance.empty()) {
+      leases = std::make_unique<rn::Leases>(conn, source, lease);
+      leases->start();
+    }
     std::cout << "ready" << std::endl;
     while (!g_stop.load(std::memory_order_relaxed)) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
+    if (leases) leases->stop();  // gives the partitions back at once
     source.stop();
     engine.stop();
     const rn::SourceStats s = source.stats();

@@ -81,8 +81,8 @@ struct Source::Impl {
 
   std::mutex lanes_mu;
   std::map<std::uint32_t, std::unique_ptr<Lane>> lanes;
-  bool started = false;
-  bool stopped = false;
+  std::atomic<bool> started{false};  // lifecycle flags, also read by own() from a lease thread
+  std::atomic<bool> stopped{false};
 
   // Statistics (relaxed: independent counters).
   std::atomic<std::uint64_t> fetched{0}, redelivered{0}, published{0}, answered_again{0}, acked{0},
@@ -504,8 +504,7 @@ std::vector<std::uint32_t> Source::owned() const {
 
 void Source::stop() {
   Impl& i = *impl_;
-  if (!i.started || i.stopped) return;
-  i.stopped = true;
+  if (!i.started || i.stopped.exchange(true)) return;
   std::vector<std::unique_ptr<Lane>> gone;
   {
     std::lock_guard lock(i.lanes_mu);
@@ -523,6 +522,10 @@ void Source::stop() {
   (void)i.conn.flush(std::chrono::seconds(2));
   std::lock_guard lock(i.producer_mu);
   i.producer = Producer{};
+}
+
+std::uint32_t Source::partitions() const noexcept {
+  return impl_->o.partitions;
 }
 
 SourceStats Source::stats() const {

@@ -728,3 +728,131 @@ TEST(NatsSink, FullWindowIsRetryAndReconnectDeliversTheQueued) {
 }
 
 }  // namespace
+
+namespace {
+
+std::string file_text(const std::string& path) {
+  std::string t;
+  if (FILE* f = std::fopen(path.c_str(), "r"); f != nullptr) {
+    char buf[4096];
+    std::size_t n = 0;
+    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0)
+      t.append(buf, n);
+    std::fclose(f);
+  }
+  return t.size() > 4000 ? t.substr(t.size() - 4000) : t;
+}
+
+std::string held_text(const std::vector<std::uint32_t>& v) {
+  std::string t = "{";
+  for (const std::uint32_t p : v)
+    t += " " + std::to_string(p);
+  return t + " }";
+}
+
+std::string lease_owner(rn::Connection& conn, const std::string& bucket, std::uint32_t p) {
+  kvStore* kv = nullptr;
+  if (js_KeyValue(&kv, static_cast<jsCtx*>(conn.native_jetstream()), bucket.c_str()) != NATS_OK) {
+    return {};
+  }
+  std::string owner;
+  kvEntry* e = nullptr;
+  const std::string key = "p." + std::to_string(p);
+  if (kvStore_Get(&e, kv, key.c_str()) == NATS_OK) {
+    owner = kvEntry_ValueString(e);
+    kvEntry_Destroy(e);
+  }
+  kvStore_Destroy(kv);
+  return owner;
+}
+
+// Leases: alone, an instance takes every partition; when a second joins, half move to it (the
+// holder releases before the newcomer can create the lease); when the newcomer is SIGKILLed,
+// its partitions come back to the survivor within the TTL and a tick or two, and every event
+// published meanwhile ends up in the output once.
+TEST(NatsLeases, PartitionsRebalanceOnJoinAndMoveOnDeath) {
+  REQUIRE_NATS_SERVER();
+  constexpr std::uint64_t kN = 10'000;
+  constexpr std::uint32_t kKeys = 100;
+  constexpr std::uint32_t kParts = 4;
+  constexpr auto kTtl = 2000ms;
+  Server server(*nats_server_bin);
+  rn::Connection conn(conn_options(server));
+  rn::ensure_stream(conn, {.name = "IN", .subject_prefix = "in"});
+  rn::ensure_stream(conn, {.name = "OUT", .subject_prefix = "out"});
+
+  ringflow::Engine engine(engine_config());
+  engine.add_topic("in");
+  rn::Sink sink(conn, {.subject_prefix = "out", .partitions = kParts, .msg_id_prefix = "out"});
+  rn::SourceOptions so{.stream = "IN",
+                       .subject_prefix = "in",
+                       .partitions = kParts,
+                       .topic = "in",
+                       .ack_wait = 2000ms,
+                       .stop_timeout = 150ms};
+  so.before_ack = [&sink] { return sink.flush(1s); };
+  rn::Source source(conn, engine, so);
+  source.subscribe("in", [&](const ringflow::EventView& e) { return sink.publish(e); });
+  engine.start();
+  source.start();
+  rn::Leases leases(conn, source, {.bucket = "ringflow_leases", .instance = "b", .ttl = kTtl});
+  EXPECT_THROW(rn::Leases(conn, source, {.bucket = "ringflow_leases", .instance = "b.c"}),
+               std::invalid_argument);
+  leases.start();
+  ASSERT_TRUE(wait_until([&] { return leases.held().size() == kParts; }, 10s))
+      << "a lone instance did not take every partition; holds " << leases.held().size();
+
+  // Members sorted: "a" < "b", so a gets partitions 0 and 2, b keeps 1 and 3.
+  const std::string log = server.dir() + "/instance-a.log";
+  Child a(RINGFLOW_NATS_INSTANCE,
+          {"--server",         server.url(), "--stream",       "IN",
+           "--prefix",         "in",         "--partitions",   std::to_string(kParts),
+           "--lease-instance", "a",          "--lease-ttl-ms", "2000",
+           "--ack-wait-ms",    "2000",       "--out-stream",   "OUT",
+           "--out-prefix",     "out",        "--delay-us",     "300"},
+          log);
+  const std::vector<std::uint32_t> b_share{1, 3};
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return leases.held() == b_share && source.owned() == b_share &&
+               lease_owner(conn, "ringflow_leases", 0) == "a" &&
+               lease_owner(conn, "ringflow_leases", 2) == "a";
+      },
+      20s))
+      << "no rebalance to {a: 0,2; b: 1,3} within 20 s: b holds " << held_text(leases.held())
+      << ", owns " << held_text(source.owned()) << ", sees " << leases.stats().members
+      << " members; owners of 0..3: " << lease_owner(conn, "ringflow_leases", 0) << ","
+      << lease_owner(conn, "ringflow_leases", 1) << "," << lease_owner(conn, "ringflow_leases", 2)
+      << "," << lease_owner(conn, "ringflow_leases", 3) << "; instance a:\n"
+      << file_text(log);
+  EXPECT_GE(leases.stats().released, 2U);
+
+  publish_input(conn, "in", kParts, kN, kKeys);
+  ASSERT_TRUE(
+      wait_until([&] { return consumer_state(conn, "IN", "ringflow_0").ack_floor >= 200; }, 60s))
+      << "instance a made no progress; see " << log;
+  a.kill();
+  const auto killed = Clock::now();
+  ASSERT_TRUE(wait_until([&] { return leases.held().size() == kParts; }, 20s))
+      << "the survivor did not take the dead instance's partitions within 20 s";
+  const auto takeover =
+      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - killed);
+  EXPECT_LE(takeover, 3 * kTtl) << "takeover took " << takeover.count() << " ms";
+  ASSERT_TRUE(wait_until([&] { return all_acked(conn, "IN", "ringflow", kParts); }, 60s))
+      << consumers_text(conn, "IN", "ringflow", kParts);
+  ASSERT_TRUE(sink.flush(10s));
+  ASSERT_TRUE(wait_until([&] { return stream_msgs(conn, "OUT") >= kN; }, 10s));
+  EXPECT_EQ(stream_msgs(conn, "OUT"), kN) << "every input once in the output, in effect";
+  std::printf("leases: takeover %lld ms after SIGKILL (ttl %lld ms), %llu redelivered\n",
+              static_cast<long long>(takeover.count()), static_cast<long long>(kTtl.count()),
+              static_cast<unsigned long long>(source.stats().redelivered));
+  RecordProperty("takeover_ms", std::to_string(takeover.count()));
+  leases.stop();
+  EXPECT_TRUE(leases.held().empty());
+  EXPECT_TRUE(source.owned().empty());
+  EXPECT_TRUE(lease_owner(conn, "ringflow_leases", 1).empty()) << "stop() deletes its leases";
+  source.stop();
+  engine.stop();
+}
+
+}  // namespace

@@ -143,7 +143,7 @@ struct SourceOptions {
   std::string stream = "RINGFLOW";
   std::string subject_prefix = "events";
   std::uint32_t partitions = 8;      ///< of the subject layout (may differ from the engine's)
-  std::vector<std::uint32_t> owned;  ///< partitions consumed from start() (static ownership)
+  std::vector<std::uint32_t> owned{};  ///< partitions consumed from start() (static ownership)
   std::string durable_prefix = "ringflow";  ///< partition p's durable consumer: <prefix>_<p>
   std::string topic;                        ///< engine topic the messages are published to
   std::uint32_t max_deliver = 5;  ///< JetStream deliveries per message (crash redeliveries)
@@ -211,11 +211,62 @@ class Source {
   void stop();
 
   [[nodiscard]] SourceStats stats() const;
+  [[nodiscard]] std::uint32_t partitions() const noexcept;
 
   struct Impl;
 
  private:
   std::shared_ptr<Impl> impl_;  // shared with the handlers registered in the engine
+};
+
+struct LeaseOptions {
+  std::string bucket = "ringflow_leases";  ///< JetStream KV bucket (created if absent)
+  std::string instance;  ///< this instance's unique id: a subject token (required)
+  /// The bucket's TTL (per bucket in 2.9): a lease or membership not renewed for this long is
+  /// gone. Leases are renewed at ~75 % of it; membership is refreshed every tick (ttl / 10).
+  std::chrono::milliseconds ttl{6000};
+  int replicas = 1;
+};
+
+struct LeaseStats {
+  std::uint64_t acquired = 0;  ///< leases created (partition taken)
+  std::uint64_t renewed = 0;
+  std::uint64_t released = 0;  ///< given up for a rebalance or stop
+  std::uint64_t lost = 0;      ///< renewal refused (someone else holds it) or too late
+  std::uint32_t members = 0;   ///< instances seen at the last tick
+};
+
+/// Dynamic ownership of a Source's partitions through leases in a JetStream KV bucket.
+///
+/// Every tick (ttl / 10) an instance refreshes `member.<instance>` and reads the members; the
+/// desired owner of partition p is members_sorted[p % members]. It creates the lease
+/// `p.<p>` of each partition it should own (create-if-absent: only one instance can), then
+/// owns it; renews each lease by revision (update with the last revision) at ~75 % of the TTL;
+/// a refused renewal means someone else holds it: the partition is released at once (fencing by
+/// revision). A lease not renewed by 90 % of the TTL (e.g. cut off from NATS) is dropped locally
+/// before the server can give it away. On a rebalance (a member joined) the current owner
+/// releases the partition first (finishing what the engine holds), then deletes the lease, so
+/// two instances never hold one partition at once. A dead instance's partitions move to the
+/// survivors within ttl + one tick (its unacked messages come back after the source's
+/// ack_wait). Keep the source's stop_timeout well below ttl / 10.
+class Leases {
+ public:
+  /// Creates or binds the bucket. The source must be started (with no static `owned`).
+  Leases(Connection& conn, Source& source, LeaseOptions options);
+  ~Leases();  ///< stop()
+  Leases(const Leases&) = delete;
+  Leases& operator=(const Leases&) = delete;
+
+  void start();
+  /// Releases every held partition and deletes its lease (the others take them at once).
+  void stop();
+  [[nodiscard]] std::vector<std::uint32_t> held() const;
+  [[nodiscard]] LeaseStats stats() const;
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
 };
 
 struct SinkOptions {
