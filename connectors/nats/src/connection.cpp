@@ -120,6 +120,7 @@ Connection::Connection(ConnectionOptions options) : impl_(std::make_unique<Impl>
   if (s == NATS_OK) s = natsOptions_SetName(i.opts, i.o.name.c_str());
   if (s == NATS_OK) s = natsOptions_SetTimeout(i.opts, i.o.connect_timeout.count());
   if (s == NATS_OK) s = natsOptions_SetMaxReconnect(i.opts, -1);  // forever
+  if (s == NATS_OK) s = natsOptions_SetSendAsap(i.opts, i.o.send_asap);
   if (s == NATS_OK) s = natsOptions_SetCustomReconnectDelay(i.opts, &Impl::reconnect_delay, &i);
   // A dead server is noticed within ~3 pings even when TCP does not say so.
   if (s == NATS_OK) s = natsOptions_SetPingInterval(i.opts, 1000);

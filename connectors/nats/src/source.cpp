@@ -98,11 +98,14 @@ struct Source::Impl {
   }
 
   void post(Completion c) {
+    bool was_empty = false;
     {
       std::lock_guard lock(cq_mu);
+      was_empty = cq.empty();
       cq.push_back(std::move(c));
     }
-    cq_cv.notify_one();
+    // The ack thread empties the queue in one go: wake it for the first completion only.
+    if (was_empty) cq_cv.notify_one();
   }
 
   void remember(std::uint64_t seq, bool dead, const std::string& reason) {
@@ -273,21 +276,33 @@ struct Source::Impl {
     }
   }
 
+  // Two requests: a no-wait one takes what is there (up to fetch_batch) at once; when there is
+  // nothing, a long poll for one message (expiry + idle heartbeat) waits for the next. A single
+  // long poll for a whole batch would hold a lone message until the batch filled or expired.
   void fetch_loop(Lane& lane) {
-    jsFetchRequest req;
-    jsFetchRequest_Init(&req);
-    req.Batch = o.fetch_batch;
-    req.Expires = std::chrono::nanoseconds(o.fetch_expiry).count();
-    req.Heartbeat = std::chrono::nanoseconds(o.fetch_heartbeat).count();
+    jsFetchRequest now;
+    jsFetchRequest_Init(&now);
+    now.Batch = o.fetch_batch;
+    now.NoWait = true;
+    now.Expires = std::chrono::nanoseconds(o.fetch_expiry).count();
+    jsFetchRequest wait;
+    jsFetchRequest_Init(&wait);
+    wait.Batch = 1;
+    wait.Expires = std::chrono::nanoseconds(o.fetch_expiry).count();
+    wait.Heartbeat = std::chrono::nanoseconds(o.fetch_heartbeat).count();
+    bool poll = false;
     while (lane.run.load(std::memory_order_relaxed)) {
       natsMsgList list{};
-      const natsStatus s = natsSubscription_FetchRequest(&list, lane.sub, &req);
-      for (int k = 0; k < list.Count; ++k) {
+      const natsStatus s = natsSubscription_FetchRequest(&list, lane.sub, poll ? &wait : &now);
+      const int got = list.Count;
+      for (int k = 0; k < got; ++k) {
         handle(lane, list.Msgs[k]);
         list.Msgs[k] = nullptr;  // ownership moved
       }
       natsMsgList_Destroy(&list);
-      if (s == NATS_OK || s == NATS_TIMEOUT) continue;
+      poll = got == 0 && !poll;  // nothing there: wait for one; after the wait: take the rest
+      if (s == NATS_OK || s == NATS_TIMEOUT || s == NATS_NOT_FOUND) continue;
+      poll = false;
       fetch_errors.fetch_add(1, std::memory_order_relaxed);
       conn.report(Status::Kind::fetch_error,
                   "partition " + std::to_string(lane.partition) + ": " +

@@ -746,7 +746,7 @@ std::string file_text(const std::string& path) {
 std::string held_text(const std::vector<std::uint32_t>& v) {
   std::string t = "{";
   for (const std::uint32_t p : v)
-    t += " " + std::to_string(p);
+    t.append(" ").append(std::to_string(p));
   return t + " }";
 }
 

@@ -95,6 +95,10 @@ struct ConnectionOptions {
   std::chrono::milliseconds connect_timeout{2000};
   /// JetStream API requests (stream/consumer management, synchronous publishes).
   std::chrono::milliseconds request_timeout{5000};
+  /// Write each publish (and ack) to the socket at once instead of leaving it to libnats'
+  /// flusher thread. Measured here (results/nats): a relay's p50 falls from ~2.4 ms to ~0.4 ms,
+  /// and throughput does not drop. Off: fewer system calls when many small publishes queue up.
+  bool send_asap = true;
   StatusCallback on_status{};
 };
 
@@ -142,7 +146,7 @@ void ensure_stream(Connection& conn, const StreamOptions& options);
 struct SourceOptions {
   std::string stream = "RINGFLOW";
   std::string subject_prefix = "events";
-  std::uint32_t partitions = 8;      ///< of the subject layout (may differ from the engine's)
+  std::uint32_t partitions = 8;        ///< of the subject layout (may differ from the engine's)
   std::vector<std::uint32_t> owned{};  ///< partitions consumed from start() (static ownership)
   std::string durable_prefix = "ringflow";  ///< partition p's durable consumer: <prefix>_<p>
   std::string topic;                        ///< engine topic the messages are published to
