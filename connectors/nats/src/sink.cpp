@@ -83,18 +83,21 @@ Outcome Sink::publish(const EventView& e) {
   natsStatus s =
       natsMsg_Create(&m, subj.c_str(), nullptr, data.data(), static_cast<int>(data.size()));
   if (s != NATS_OK) return Outcome::retry(i.o.retry_delay);
-  std::string id = i.o.msg_id_prefix;
-  id += '-';
-  id += std::to_string(e.correlation_id());
+  std::string id;
+  if (!i.o.msg_id_prefix.empty()) {
+    id = i.o.msg_id_prefix;
+    id += '-';
+    id += std::to_string(e.correlation_id());
+    if (e.dead_letter() != nullptr) id += "-dlq";
+  }
   if (const DeadLetterInfo* dl = e.dead_letter(); dl != nullptr) {
-    id += "-dlq";
     (void)natsMsgHeader_Set(m, "Ringflow-Reason", std::string(to_string(dl->reason)).c_str());
     (void)natsMsgHeader_Set(m, "Ringflow-Attempts", std::to_string(dl->attempts).c_str());
     (void)natsMsgHeader_Set(m, "Ringflow-Error", std::string(dl->last_error_text()).c_str());
   }
   jsPubOptions po;
   jsPubOptions_Init(&po);
-  po.MsgId = id.c_str();
+  if (!id.empty()) po.MsgId = id.c_str();
   s = js_PublishMsgAsync(i.js, &m, &po);
   if (s != NATS_OK) {
     // The window stayed full for stall_wait (NATS_TIMEOUT), or the connection refuses

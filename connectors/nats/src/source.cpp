@@ -481,12 +481,13 @@ void Source::start() {
 
 void Source::own(std::uint32_t partition) {
   Impl& i = *impl_;
-  if (!i.started || i.stopped) throw std::logic_error("ringflow::nats::Source: not running");
   if (partition >= i.o.partitions) {
     throw std::invalid_argument("ringflow::nats: partition " + std::to_string(partition) +
                                 " >= partitions " + std::to_string(i.o.partitions));
   }
   std::lock_guard lock(i.lanes_mu);
+  // Checked under the lock stop() takes its lanes with: a lane is never added after that.
+  if (!i.started || i.stopped) throw std::logic_error("ringflow::nats::Source: not running");
   if (i.lanes.count(partition) != 0) return;
   auto lane = std::make_unique<Lane>();
   lane->partition = partition;

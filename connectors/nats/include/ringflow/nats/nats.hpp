@@ -279,10 +279,12 @@ struct SinkOptions {
   std::string subject_prefix = "processed";
   std::uint32_t partitions = 8;
   std::function<std::string(const EventView&)> subject{};
-  /// Nats-Msg-Id = `<msg_id_prefix>-<correlation_id>` (`-dlq` added for dead letters): events
-  /// from a Source carry their input's stream sequence, so a reprocessed input publishes the
-  /// same id and the server drops the copy (within the stream's duplicate window).
-  std::string msg_id_prefix = "ringflow";
+  /// Non-empty: Nats-Msg-Id = `<msg_id_prefix>-<correlation_id>` (`-dlq` added for dead
+  /// letters). Events from a Source carry their input's stream sequence, so a reprocessed input
+  /// publishes the same id and the server drops the copy (within the stream's duplicate
+  /// window). Set it only for such events: the engine's own correlation ids (event ids) start
+  /// again after a restart, and the server would drop new events as duplicates. Empty: no id.
+  std::string msg_id_prefix{};
   /// Async publishes in flight at most (libnats' default is unbounded).
   std::int64_t max_pending = 4096;
   /// How long publish() may wait for room in the window before answering Outcome::retry.
