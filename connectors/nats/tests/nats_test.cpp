@@ -856,3 +856,69 @@ TEST(NatsLeases, PartitionsRebalanceOnJoinAndMoveOnDeath) {
 }
 
 }  // namespace
+
+namespace {
+
+// ---- request/reply across instances
+
+TEST(NatsRequestReply, TheSameCallWorksAcrossInstancesWithTheSameStatuses) {
+  REQUIRE_NATS_SERVER();
+  Server server(*nats_server_bin);
+  rn::Connection serving(conn_options(server));
+  rn::Connection calling(conn_options(server));
+
+  // Instance A serves "stock.reserve" (replies), "stock.fail" (dead-letters) and
+  // "stock.silent" (never replies).
+  ringflow::Engine engine(engine_config());
+  (void)engine.add_topic("stock.reserve");
+  (void)engine.add_topic("stock.fail");
+  (void)engine.add_topic("stock.silent");
+  engine.subscribe("stock.reserve", [&](const ringflow::EventView& e) {
+    const std::string answer =
+        std::string("reserved:").append(e.key()).append(":").append(e.payload_string());
+    EXPECT_EQ(engine.reply(e, answer), ringflow::ReplyStatus::ok);
+  });
+  engine.subscribe("stock.fail", ringflow::Handler([](const ringflow::EventView&) {
+                     return ringflow::Outcome::fail("out of stock");
+                   }));
+  engine.subscribe("stock.silent", [](const ringflow::EventView&) {});
+  engine.start();
+  rn::Responder responder(serving, engine);
+  responder.start();
+  ASSERT_TRUE(serving.flush(5s)) << "the responder's subscription did not reach the server";
+
+  // Instance B calls through NATS only.
+  const auto in = [](std::chrono::nanoseconds d) { return ringflow::now_ns() + d.count(); };
+  for (int i = 0; i < 50; ++i) {
+    const std::string key = key_of(static_cast<std::uint32_t>(i));
+    const rn::RemoteReply r = rn::request(calling, "stock.reserve", key, "2 units", in(5s));
+    ASSERT_EQ(r.status, ringflow::RequestStatus::replied)
+        << r.detail << " (responder received " << responder.stats().received << ", answered "
+        << responder.stats().answered << "; engine deliveries " << engine.stats().deliveries
+        << ", late replies " << engine.stats().late_replies << ", published ok "
+        << engine.stats().published_count(ringflow::PublishStatus::ok) << ")";
+    EXPECT_EQ(r.payload, "reserved:" + key + ":2 units");
+  }
+  const rn::RemoteReply dead = rn::request(calling, "stock.fail", "k", "x", in(5s));
+  EXPECT_EQ(dead.status, ringflow::RequestStatus::dead_lettered);
+  EXPECT_EQ(dead.detail, "failed");
+  const auto t0 = Clock::now();
+  const rn::RemoteReply late = rn::request(calling, "stock.silent", "k", "x", in(200ms));
+  EXPECT_EQ(late.status, ringflow::RequestStatus::expired);
+  EXPECT_LT(Clock::now() - t0, 5s);
+  const rn::RemoteReply unknown = rn::request(calling, "stock.nowhere", "k", "x", in(5s));
+  EXPECT_EQ(unknown.status, ringflow::RequestStatus::no_subscriber);
+  const rn::RemoteReply nobody =
+      rn::request(calling, "stock.reserve", "k", "x", in(5s), "no-such-prefix");
+  EXPECT_EQ(nobody.status, ringflow::RequestStatus::no_subscriber) << nobody.detail;
+  EXPECT_EQ(rn::request(calling, "stock.reserve", "k", "x", in(-1ms)).status,
+            ringflow::RequestStatus::expired);
+
+  responder.stop();
+  const auto st = responder.stats();
+  EXPECT_EQ(st.received, st.answered) << "every request taken got an answer";
+  EXPECT_EQ(st.replied, 50U);
+  engine.stop();
+}
+
+}  // namespace

@@ -48,6 +48,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -323,5 +324,71 @@ class Sink {
  private:
   std::unique_ptr<Impl> impl_;
 };
+
+// ---- Request/reply across instances (NATS core request/reply)
+
+struct ResponderOptions {
+  /// Requests for topic T arrive on "<subject_prefix>.<T>"; instances serving the same topics
+  /// share them through the queue group (one instance answers each request).
+  std::string subject_prefix = "rpc";
+  std::string queue_group = "ringflow";
+  /// Requests this responder may have pending in its engine at once (its producer's
+  /// max_pending_requests); beyond it a request is answered too_many_pending at once.
+  std::uint32_t max_pending = 1024;
+};
+
+struct ResponderStats {
+  std::uint64_t received = 0;  ///< requests taken from NATS
+  std::uint64_t answered = 0;  ///< responses sent (every received request gets one)
+  std::uint64_t replied = 0;   ///< ... of which carried a handler's reply
+};
+
+/// Serves this engine's request/reply (Producer::request -> handler -> Engine::reply) to other
+/// instances: a NATS request on "<prefix>.<topic>" (key and remaining time in headers, see
+/// request() below) becomes a Producer::request() on the topic; how it ends goes back to the
+/// NATS reply subject, with the same RequestStatus as in process (header Ringflow-Status). An
+/// unknown topic is answered no_subscriber. Construct after the engine's topics exist; start()
+/// once the engine runs; stop() (or the destructor) before engine.stop().
+class Responder {
+ public:
+  Responder(Connection& conn, Engine& engine, ResponderOptions options = {});
+  ~Responder();
+  Responder(const Responder&) = delete;
+  Responder& operator=(const Responder&) = delete;
+  void start();
+  /// Stops taking requests; those pending in the engine are answered first (at the latest at
+  /// their deadlines).
+  void stop();
+  [[nodiscard]] ResponderStats stats() const;
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+/// How a remote request ended: the same statuses as in process, plus the reply's bytes.
+struct RemoteReply {
+  RequestStatus status = RequestStatus::expired;
+  std::string payload;  ///< the reply when status == replied
+  std::string detail;   ///< e.g. the dead-letter reason, or what NATS said
+};
+
+/// Calls topic `topic`'s request/reply on whichever instance serves it (a Responder with the
+/// same subject_prefix), blocking until it ends or `deadline_ns` (ringflow::now_ns() clock;
+/// the remaining time travels, not the clock reading). Statuses: as in process; no instance
+/// listening is no_subscriber; no answer by the deadline is expired; a refused send is
+/// not_accepted. Never throws for the request's own outcome; thread-safe.
+RemoteReply request(Connection& conn, std::string_view topic, std::string_view key,
+                    std::span<const std::byte> payload, std::int64_t deadline_ns,
+                    std::string_view subject_prefix = "rpc");
+inline RemoteReply request(Connection& conn, std::string_view topic, std::string_view key,
+                           std::string_view payload, std::int64_t deadline_ns,
+                           std::string_view subject_prefix = "rpc") {
+  return request(conn, topic, key,
+                 std::span<const std::byte>(reinterpret_cast<const std::byte*>(payload.data()),
+                                            payload.size()),
+                 deadline_ns, subject_prefix);
+}
 
 }  // namespace ringflow::nats
