@@ -1,6 +1,9 @@
 // Connection (reconnect forever with backoff, status callback), subjects and streams.
 #include <algorithm>
 #include <array>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -63,6 +66,12 @@ struct Connection::Impl {
   natsOptions* opts = nullptr;
   natsConnection* nc = nullptr;
   jsCtx* js = nullptr;
+  // libnats calls the connection callbacks on its own thread, also after natsConnection_Close()
+  // returns; the closed callback comes last. The destructor waits for it, so no callback ever
+  // runs on a destroyed Impl.
+  std::mutex close_mu;
+  std::condition_variable close_cv;
+  bool closed = false;
 
   void report(Status::Kind k, std::string detail) const {
     if (o.on_status) o.on_status(Status{k, std::move(detail)});
@@ -77,7 +86,13 @@ struct Connection::Impl {
     static_cast<Impl*>(self)->report(Status::Kind::reconnected, url.data());
   }
   static void on_closed(natsConnection* /*nc*/, void* self) {
-    static_cast<Impl*>(self)->report(Status::Kind::closed, {});
+    auto* me = static_cast<Impl*>(self);
+    me->report(Status::Kind::closed, {});
+    {
+      std::lock_guard lock(me->close_mu);
+      me->closed = true;
+    }
+    me->close_cv.notify_all();
   }
   static void on_error(natsConnection* /*nc*/, natsSubscription* /*sub*/, natsStatus err,
                        void* self) {
@@ -96,6 +111,10 @@ struct Connection::Impl {
     if (js != nullptr) jsCtx_Destroy(js);
     if (nc != nullptr) {
       natsConnection_Close(nc);
+      {
+        std::unique_lock lock(close_mu);
+        (void)close_cv.wait_for(lock, std::chrono::seconds(10), [this] { return closed; });
+      }
       natsConnection_Destroy(nc);
     }
     if (opts != nullptr) natsOptions_Destroy(opts);
