@@ -7,17 +7,21 @@
 //                   exclusive cores). Lines come from EngineConfig::key_lines.
 // Ring capacity that is not a power of two is rejected (not rounded): the file says what runs.
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <toml++/toml.h>
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <cstdint>
-#include <fstream>
 #include <functional>
 #include <limits>
 #include <map>
 #include <set>
-#include <sstream>
+#include <system_error>
 #include <utility>
 
 #include "ringflow/config.hpp"
@@ -105,12 +109,56 @@ std::string_view to_string(AllocatorKind a) noexcept {
 
 namespace {
 
-constexpr std::uint64_t kMaxU32 = std::numeric_limits<std::uint32_t>::max();
+// The documented range of every integer key (docs/configuration.md, "allowed / checked"): the
+// parser and check_config() both name it, so a value is never told one limit at parse time and
+// another when checked. Relations between keys (batch <= capacity, ...) are in check_config().
+struct Bounds {
+  std::string_view key;
+  std::uint64_t lo;
+  std::uint64_t hi;
+};
+constexpr std::array kBounds{
+    Bounds{"engine.partitions", 1, std::uint64_t{1} << 16},
+    Bounds{"engine.max_producers", 1, 4096},
+    Bounds{"engine.max_payload_bytes", 1, kMaxPayloadBytes},
+    Bounds{"engine.max_topics", 1, std::uint64_t{1} << 20},
+    Bounds{"shards.count", 1, kMaxShards},
+    Bounds{"graph.workers_per_shard", 0, 64},
+    Bounds{"rings.capacity", 2, std::uint64_t{1} << 24},
+    Bounds{"rings.batch_size", 1, std::uint64_t{1} << 24},
+    Bounds{"rings.urgent_ratio", 1, 1024},
+    Bounds{"backpressure.timeout_us", 0, 60'000'000},
+    Bounds{"log.segment_bytes", 4096, std::uint64_t{1} << 30},
+    Bounds{"log.retention_bytes", 0, std::uint64_t{1} << 50},
+    Bounds{"idempotency.window", 0, std::uint64_t{1} << 24},
+    Bounds{"retry.capacity", 1, std::uint64_t{1} << 24},
+};
 
-// One accepted key: how to store a TOML node into EngineConfig. Returns "" or the reason.
+constexpr const Bounds* find_bounds(std::string_view key) {
+  for (const Bounds& b : kBounds) {
+    if (b.key == key) return &b;
+  }
+  return nullptr;
+}
+
+// The range of a key without a documented upper bound: what the parser can hold.
+constexpr Bounds bounds_of(std::string_view key) {
+  const Bounds* b = find_bounds(key);
+  return b != nullptr ? *b : Bounds{key, 0, std::numeric_limits<std::int64_t>::max()};
+}
+
+std::string out_of_range(std::string_view value, const Bounds& b) {
+  return "out of range: " + std::string(value) + " (allowed " + std::to_string(b.lo) + ".." +
+         std::to_string(b.hi) + ")";
+}
+
+// Reports a problem of the node being stored (an array element names its own line).
+using Report = std::function<void(const toml::node& where, std::string why)>;
+
+// One accepted key: how to store a TOML node into EngineConfig; every problem goes to `report`.
 struct KeySpec {
   std::string_view key;  // dotted
-  std::function<std::string(const toml::node&, EngineConfig&)> store;
+  std::function<void(const toml::node&, EngineConfig&, const Report&)> store;
 };
 
 std::string type_name(const toml::node& n) {
@@ -132,111 +180,128 @@ std::string type_name(const toml::node& n) {
   }
 }
 
-// Integer in [0, max]; `unit` only for the message.
+// A non-negative integer the field can hold. A value the field cannot hold is reported here,
+// with the documented range; one it can hold but outside the range is left to check_config().
 template <typename T>
-KeySpec uint_key(std::string_view key, T EngineConfig::*field, std::uint64_t max) {
-  return {key, [field, max](const toml::node& n, EngineConfig& c) -> std::string {
+KeySpec uint_key(std::string_view key, T EngineConfig::*field) {
+  const Bounds b = bounds_of(key);
+  return {key, [field, b](const toml::node& n, EngineConfig& c, const Report& report) {
             const auto v = n.value_exact<std::int64_t>();
             if (!n.is_integer() || !v) {
-              return "expected a non-negative integer, got " + type_name(n) +
-                     " (write it without quotes, e.g. 1024)";
+              report(n, "expected a non-negative integer, got " + type_name(n) +
+                            " (write it without quotes, e.g. 1024)");
+              return;
             }
-            if (*v < 0) return "must not be negative (got " + std::to_string(*v) + ")";
-            if (static_cast<std::uint64_t>(*v) > max) {
-              return "too large (got " + std::to_string(*v) + ", at most " + std::to_string(max) +
-                     ")";
+            if (*v < 0 || static_cast<std::uint64_t>(*v) > std::numeric_limits<T>::max()) {
+              report(n, out_of_range(std::to_string(*v), b));
+              return;
             }
             c.*field = static_cast<T>(*v);
-            return {};
           }};
 }
 
 KeySpec bool_key(std::string_view key, bool EngineConfig::*field) {
-  return {key, [field](const toml::node& n, EngineConfig& c) -> std::string {
+  return {key, [field](const toml::node& n, EngineConfig& c, const Report& report) {
             if (!n.is_boolean()) {
-              return "expected true or false, got " + type_name(n) + " (no quotes)";
+              report(n, "expected true or false, got " + type_name(n) + " (no quotes)");
+              return;
             }
             c.*field = n.as_boolean()->get();
-            return {};
           }};
 }
 
 template <typename E, std::size_t N>
 KeySpec enum_key(std::string_view key, E EngineConfig::*field,
                  std::array<std::pair<std::string_view, E>, N> words) {
-  return {key, [field, words](const toml::node& n, EngineConfig& c) -> std::string {
+  return {key, [field, words](const toml::node& n, EngineConfig& c, const Report& report) {
             std::string allowed;
             for (const auto& [w, e] : words) {
               allowed += (allowed.empty() ? "\"" : ", \"") + std::string(w) + "\"";
             }
-            if (!n.is_string()) return "expected one of " + allowed + ", got " + type_name(n);
+            if (!n.is_string()) {
+              report(n, "expected one of " + allowed + ", got " + type_name(n));
+              return;
+            }
             const std::string& s = n.as_string()->get();
             for (const auto& [w, e] : words) {
               if (s == w) {
                 c.*field = e;
-                return {};
+                return;
               }
             }
-            return "unknown value \"" + s + "\"; use one of " + allowed;
+            report(n, "unknown value \"" + s + "\"; use one of " + allowed);
           }};
 }
 
+// Every bad element is reported (each on its own line), not only the first; the field is set
+// only when all of them are good.
 KeySpec core_list_key(std::string_view key, std::vector<int> EngineConfig::*field) {
-  return {key, [field](const toml::node& n, EngineConfig& c) -> std::string {
+  return {key, [field](const toml::node& n, EngineConfig& c, const Report& report) {
             const toml::array* arr = n.as_array();
             if (arr == nullptr) {
-              return "expected an array of core indexes, got " + type_name(n) +
-                     " (e.g. [1, 2]; [] lets the planner choose)";
+              report(n, "expected an array of core indexes, got " + type_name(n) +
+                            " (e.g. [1, 2]; [] lets the planner choose)");
+              return;
             }
             std::vector<int> cores;
-            for (const auto& e : *arr) {
+            bool all_good = true;
+            for (std::size_t i = 0; i < arr->size(); ++i) {
+              const toml::node& e = *arr->get(i);
+              const std::string where = "element [" + std::to_string(i) + "]: ";
               const auto v = e.value_exact<std::int64_t>();
               if (!e.is_integer() || !v) {
-                return "expected integer core indexes, found " + type_name(e);
+                report(e, where + "expected an integer core index, got " + type_name(e));
+                all_good = false;
+              } else if (*v < 0 || *v > std::numeric_limits<int>::max()) {
+                report(e, where + "core index " + std::to_string(*v) + " is out of range (0.." +
+                              std::to_string(std::numeric_limits<int>::max()) + ")");
+                all_good = false;
+              } else {
+                cores.push_back(static_cast<int>(*v));
               }
-              if (*v < 0 || *v > std::numeric_limits<int>::max()) {
-                return "core index " + std::to_string(*v) + " is out of range (>= 0)";
-              }
-              cores.push_back(static_cast<int>(*v));
             }
-            c.*field = std::move(cores);
-            return {};
+            if (all_good) c.*field = std::move(cores);
           }};
 }
 
 template <typename Dur>
 KeySpec duration_key(std::string_view key, Dur EngineConfig::*field) {
-  return {key, [field](const toml::node& n, EngineConfig& c) -> std::string {
+  const Bounds* b = find_bounds(key);  // null: no upper bound (0 = no limit)
+  return {key, [field, b](const toml::node& n, EngineConfig& c, const Report& report) {
             const auto v = n.value_exact<std::int64_t>();
             if (!n.is_integer() || !v) {
-              return "expected a non-negative integer, got " + type_name(n);
+              report(n, "expected a non-negative integer, got " + type_name(n));
+              return;
             }
-            if (*v < 0) return "must not be negative (got " + std::to_string(*v) + ")";
+            if (*v < 0) {
+              report(n, b != nullptr ? out_of_range(std::to_string(*v), *b)
+                                     : "must not be negative (got " + std::to_string(*v) + ")");
+              return;
+            }
             c.*field = Dur{*v};
-            return {};
           }};
 }
 
 const std::vector<KeySpec>& key_specs() {
   using E = EngineConfig;
   static const std::vector<KeySpec> specs = {
-      uint_key("engine.partitions", &E::partitions, kMaxU32),
-      uint_key("engine.max_producers", &E::max_producers, kMaxU32),
-      uint_key("engine.max_payload_bytes", &E::max_payload_bytes, kMaxU32),
-      uint_key("engine.max_topics", &E::max_topics, kMaxU32),
-      uint_key("shards.count", &E::shards, kMaxU32),
+      uint_key("engine.partitions", &E::partitions),
+      uint_key("engine.max_producers", &E::max_producers),
+      uint_key("engine.max_payload_bytes", &E::max_payload_bytes),
+      uint_key("engine.max_topics", &E::max_topics),
+      uint_key("shards.count", &E::shards),
       core_list_key("shards.cores", &E::shard_cores),
       bool_key("shards.exclusive_cores", &E::exclusive_cores),
-      uint_key("graph.workers_per_shard", &E::graph_workers_per_shard, kMaxU32),
+      uint_key("graph.workers_per_shard", &E::graph_workers_per_shard),
       core_list_key("graph.cores", &E::graph_cores),
-      uint_key("rings.capacity", &E::ring_capacity, std::uint64_t{1} << 40),
-      uint_key("rings.batch_size", &E::batch_size, std::uint64_t{1} << 40),
+      uint_key("rings.capacity", &E::ring_capacity),
+      uint_key("rings.batch_size", &E::batch_size),
       enum_key("rings.wait_strategy", &E::wait_strategy,
                std::array<std::pair<std::string_view, WaitStrategyKind>, 3>{
                    {{"busy_spin", WaitStrategyKind::busy_spin},
                     {"spin_yield", WaitStrategyKind::spin_yield},
                     {"park", WaitStrategyKind::park}}}),
-      uint_key("rings.urgent_ratio", &E::urgent_ratio, kMaxU32),
+      uint_key("rings.urgent_ratio", &E::urgent_ratio),
       enum_key("backpressure.policy", &E::backpressure,
                std::array<std::pair<std::string_view, BackpressurePolicy>, 3>{
                    {{"fail_fast", BackpressurePolicy::fail_fast},
@@ -251,12 +316,12 @@ const std::vector<KeySpec>& key_specs() {
       enum_key("memory.allocator", &E::allocator,
                std::array<std::pair<std::string_view, AllocatorKind>, 2>{
                    {{"system", AllocatorKind::system}, {"jemalloc", AllocatorKind::jemalloc}}}),
-      uint_key("log.segment_bytes", &E::segment_bytes, std::uint64_t{1} << 40),
-      uint_key("log.retention_bytes", &E::retention_bytes, std::uint64_t{1} << 50),
+      uint_key("log.segment_bytes", &E::segment_bytes),
+      uint_key("log.retention_bytes", &E::retention_bytes),
       duration_key("log.retention_age_ms", &E::retention_age),
-      uint_key("idempotency.window", &E::idempotency_window, std::uint64_t{1} << 24),
+      uint_key("idempotency.window", &E::idempotency_window),
       duration_key("idempotency.window_ms", &E::idempotency_window_age),
-      uint_key("retry.capacity", &E::retry_capacity, std::uint64_t{1} << 24),
+      uint_key("retry.capacity", &E::retry_capacity),
       bool_key("affinity.pin_threads", &E::pin_threads),
   };
   return specs;
@@ -315,6 +380,40 @@ int line_of(const toml::node& n) {
   return static_cast<int>(n.source().begin.line);
 }
 
+std::string_view trim(std::string_view s) {
+  const auto first = s.find_first_not_of(" \t\r");
+  if (first == std::string_view::npos) return {};
+  return s.substr(first, s.find_last_not_of(" \t\r") - first + 1);
+}
+
+// The dotted key written on 1-based `line` of `text` ("engine.partitions" for `partitions = ...`
+// under [engine]), or "" when that line holds no plain `key = value`. A syntax error (e.g. an
+// integer TOML cannot hold) stops the parser before it builds any node, so this names its key.
+std::string key_on_line(std::string_view text, int line) {
+  std::string section;
+  int n = 0;
+  while (!text.empty()) {
+    const auto eol = text.find('\n');
+    const std::string_view l = trim(text.substr(0, eol));
+    text = eol == std::string_view::npos ? std::string_view{} : text.substr(eol + 1);
+    ++n;
+    if (l.size() > 2 && l.front() == '[' && l[1] != '[' && l.find(']') != std::string_view::npos) {
+      section = std::string(trim(l.substr(1, l.find(']') - 1)));
+    }
+    if (n < line) continue;
+    const auto eq = l.find('=');
+    if (eq == std::string_view::npos || l.front() == '#') return {};
+    const std::string_view key = trim(l.substr(0, eq));
+    const bool bare = !key.empty() && std::all_of(key.begin(), key.end(), [](char c) {
+      return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+             c == '_' || c == '-' || c == '.';
+    });
+    if (!bare) return {};
+    return section.empty() ? std::string(key) : section + "." + std::string(key);
+  }
+  return {};
+}
+
 }  // namespace
 
 const std::vector<std::string_view>& known_config_keys() {
@@ -347,8 +446,8 @@ EngineConfig parse_config_partial(std::string_view toml_text, std::string_view s
   try {
     root = toml::parse(toml_text, source_name);
   } catch (const toml::parse_error& e) {
-    issue(static_cast<int>(e.source().begin.line), {},
-          "TOML syntax error: " + std::string(e.description()));
+    const int line = static_cast<int>(e.source().begin.line);
+    issue(line, key_on_line(toml_text, line), "TOML syntax error: " + std::string(e.description()));
     return cfg;
   }
 
@@ -390,9 +489,9 @@ EngineConfig parse_config_partial(std::string_view toml_text, std::string_view s
         continue;
       }
       cfg.key_lines[dotted] = line;
-      if (std::string why = spec->store(node, cfg); !why.empty()) {
-        issue(line, dotted, std::move(why));
-      }
+      spec->store(node, cfg, [&](const toml::node& where, std::string why) {
+        issue(line_of(where) > 0 ? line_of(where) : line, dotted, std::move(why));
+      });
     }
   }
   // toml++ tables iterate in key order; report in file order.
@@ -401,20 +500,81 @@ EngineConfig parse_config_partial(std::string_view toml_text, std::string_view s
   return cfg;
 }
 
-EngineConfig load_config(const std::filesystem::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) {
-    std::error_code ec;
-    const bool exists = std::filesystem::exists(file, ec);
-    throw ConfigError(ConfigIssue{
-        file.string(),
-        0,
-        {},
-        exists ? "cannot read the file (check its permissions)" : "no such file (check the path)"});
+namespace {
+
+std::string file_kind(mode_t mode) {
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISSOCK(mode)) return "a socket";
+  return "not a regular file";
+}
+
+// Closes a file descriptor on every path out of read_config_file().
+struct FdCloser {
+  int fd;
+  explicit FdCloser(int f) noexcept : fd(f) {}
+  FdCloser(const FdCloser&) = delete;
+  FdCloser& operator=(const FdCloser&) = delete;
+  ~FdCloser() { ::close(fd); }
+};
+
+}  // namespace
+
+std::string read_config_file(const std::filesystem::path& file) {
+  const auto fail = [&](std::string why) {
+    throw ConfigError(ConfigIssue{file.string(), 0, {}, std::move(why)});
+  };
+  const auto os_error = [](int err) { return std::generic_category().message(err); };
+  const std::string limit = "1 MiB (" + std::to_string(kMaxConfigFileBytes) + " bytes)";
+  const auto not_regular = [&](mode_t mode) {
+    return "is " + file_kind(mode) + ", not a regular file; give the path of a TOML config file";
+  };
+
+  // stat() first: opening a FIFO for reading blocks until a writer comes, and a device never
+  // ends, so only a regular file is opened at all.
+  struct stat st {};
+  if (::stat(file.c_str(), &st) != 0) {
+    const int err = errno;
+    if (err == ENOENT || err == ENOTDIR) fail("no such file (check the path)");
+    if (err == EACCES) fail("cannot read the file (check its permissions)");
+    fail("cannot read the file: " + os_error(err));
   }
-  std::ostringstream text;
-  text << in.rdbuf();
-  return parse_config(text.str(), file.string());
+  if (!S_ISREG(st.st_mode)) fail(not_regular(st.st_mode));
+  if (static_cast<std::uint64_t>(st.st_size) > kMaxConfigFileBytes) {
+    fail("is " + std::to_string(st.st_size) + " bytes; a config file may be at most " + limit);
+  }
+  // O_NONBLOCK: should the path have become a FIFO since stat(), open() must still not wait;
+  // fstat() then refuses it.
+  const int fd = ::open(file.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) {
+    const int err = errno;
+    if (err == EACCES) fail("cannot read the file (check its permissions)");
+    fail("cannot open the file: " + os_error(err));
+  }
+  const FdCloser closer{fd};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) fail(not_regular(st.st_mode));
+
+  // Read at most one byte past the limit: a file that grew since stat() is refused, not read
+  // without bound.
+  std::string text(kMaxConfigFileBytes + 1, '\0');
+  std::size_t got = 0;
+  while (got < text.size()) {
+    const ssize_t n = ::read(fd, text.data() + got, text.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) fail("cannot read the file: " + os_error(errno));
+    if (n == 0) break;
+    got += static_cast<std::size_t>(n);
+  }
+  if (got > kMaxConfigFileBytes)
+    fail("is larger than " + limit + ", the most a config file may be");
+  text.resize(got);
+  return text;
+}
+
+EngineConfig load_config(const std::filesystem::path& file) {
+  return parse_config(read_config_file(file), file.string());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -422,15 +582,9 @@ EngineConfig load_config(const std::filesystem::path& file) {
 
 namespace {
 
-constexpr std::uint64_t kMaxPartitions = 1U << 16;
-constexpr std::uint64_t kMaxGraphWorkers = 64;
-constexpr std::uint64_t kMaxRingCapacity = std::uint64_t{1} << 24;
-constexpr std::uint64_t kMinSegment = 4096;
-constexpr std::uint64_t kMaxSegment = std::uint64_t{1} << 30;
 /// Bytes a log record needs besides its payload (header, key, alignment): kept generous so a
 /// max-size payload always fits a segment whatever the log's exact header is.
 constexpr std::uint64_t kRecordOverhead = 256;
-constexpr std::int64_t kMaxBackpressureTimeoutUs = 60'000'000;
 
 std::uint64_t next_pow2(std::uint64_t v) {
   std::uint64_t p = 1;
@@ -446,30 +600,31 @@ std::vector<ConfigIssue> check_config(const EngineConfig& cfg, const Topology& t
   auto issue = [&](std::string_view key, std::string msg) {
     issues.push_back(ConfigIssue{cfg.source, cfg.line_of(key), std::string(key), std::move(msg)});
   };
-  auto range = [&](std::string_view key, std::uint64_t v, std::uint64_t lo, std::uint64_t hi) {
-    if (v < lo || v > hi) {
-      issue(key, "out of range: " + std::to_string(v) + " (allowed " + std::to_string(lo) + ".." +
-                     std::to_string(hi) + ")");
+  // The documented range of `key` (kBounds), in the parser's words.
+  auto range = [&](std::string_view key, std::uint64_t v) {
+    const Bounds b = bounds_of(key);
+    if (v < b.lo || v > b.hi) {
+      issue(key, out_of_range(std::to_string(v), b));
       return false;
     }
     return true;
   };
 
   // [engine]
-  range("engine.partitions", cfg.partitions, 1, kMaxPartitions);
-  range("engine.max_producers", cfg.max_producers, 1, 4096);
+  range("engine.partitions", cfg.partitions);
+  range("engine.max_producers", cfg.max_producers);
   if (cfg.max_payload_bytes > kMaxPayloadBytes) {
     issue("engine.max_payload_bytes", std::to_string(cfg.max_payload_bytes) + " is more than the " +
                                           std::to_string(kMaxPayloadBytes) +
                                           " bytes an event carries inline; lower it (and "
                                           "publish a reference to larger data)");
   } else {
-    range("engine.max_payload_bytes", cfg.max_payload_bytes, 1, kMaxPayloadBytes);
+    range("engine.max_payload_bytes", cfg.max_payload_bytes);
   }
-  range("engine.max_topics", cfg.max_topics, 1, 1U << 20);
+  range("engine.max_topics", cfg.max_topics);
 
   // [shards]
-  const bool shards_ok = range("shards.count", cfg.shards, 1, kMaxShards);
+  const bool shards_ok = range("shards.count", cfg.shards);
   if (shards_ok && cfg.partitions >= 1 && cfg.shards > cfg.partitions) {
     issue("shards.count", std::to_string(cfg.shards) + " shards but only " +
                               std::to_string(cfg.partitions) +
@@ -498,8 +653,7 @@ std::vector<ConfigIssue> check_config(const EngineConfig& cfg, const Topology& t
   }
 
   // [graph]
-  const bool workers_ok =
-      range("graph.workers_per_shard", cfg.graph_workers_per_shard, 0, kMaxGraphWorkers);
+  const bool workers_ok = range("graph.workers_per_shard", cfg.graph_workers_per_shard);
   const std::uint64_t n_graph = std::uint64_t{cfg.shards} * cfg.graph_workers_per_shard;
   if (!cfg.graph_cores.empty()) {
     if (workers_ok && shards_ok && cfg.graph_cores.size() != n_graph) {
@@ -544,27 +698,27 @@ std::vector<ConfigIssue> check_config(const EngineConfig& cfg, const Topology& t
   }
 
   // [rings]
-  if (range("rings.capacity", cfg.ring_capacity, 2, kMaxRingCapacity) &&
+  if (range("rings.capacity", cfg.ring_capacity) &&
       (cfg.ring_capacity & (cfg.ring_capacity - 1)) != 0) {
     issue("rings.capacity", std::to_string(cfg.ring_capacity) + " is not a power of two; use " +
                                 std::to_string(next_pow2(cfg.ring_capacity)) +
                                 " (the next one up) or " +
                                 std::to_string(next_pow2(cfg.ring_capacity) / 2));
   }
-  if (range("rings.batch_size", cfg.batch_size, 1, kMaxRingCapacity) &&
-      cfg.batch_size > cfg.ring_capacity) {
+  const bool batch_ok = range("rings.batch_size", cfg.batch_size);
+  if (batch_ok && cfg.batch_size > cfg.ring_capacity) {
     issue("rings.batch_size", std::to_string(cfg.batch_size) + " is larger than rings.capacity (" +
                                   std::to_string(cfg.ring_capacity) +
                                   "); a batch cannot exceed the ring; use at most " +
                                   std::to_string(cfg.ring_capacity));
   }
-  range("rings.urgent_ratio", cfg.urgent_ratio, 1, 1024);
+  range("rings.urgent_ratio", cfg.urgent_ratio);
 
   // [backpressure]
   const auto timeout = cfg.backpressure_timeout.count();
-  if (timeout < 0 || timeout > kMaxBackpressureTimeoutUs) {
-    issue("backpressure.timeout_us", "out of range: " + std::to_string(timeout) + " (allowed 0.." +
-                                         std::to_string(kMaxBackpressureTimeoutUs) + ")");
+  const Bounds timeout_bounds = bounds_of("backpressure.timeout_us");
+  if (timeout < 0 || static_cast<std::uint64_t>(timeout) > timeout_bounds.hi) {
+    issue("backpressure.timeout_us", out_of_range(std::to_string(timeout), timeout_bounds));
   } else if (timeout == 0 && cfg.backpressure != BackpressurePolicy::fail_fast) {
     issue("backpressure.timeout_us",
           "0 with policy \"" + std::string(to_string(cfg.backpressure)) +
@@ -572,8 +726,9 @@ std::vector<ConfigIssue> check_config(const EngineConfig& cfg, const Topology& t
   }
 
   // [log]
-  const bool seg_ok = range("log.segment_bytes", cfg.segment_bytes, kMinSegment, kMaxSegment);
-  if (seg_ok && cfg.retention_bytes < 2 * cfg.segment_bytes) {
+  const bool seg_ok = range("log.segment_bytes", cfg.segment_bytes);
+  if (range("log.retention_bytes", cfg.retention_bytes) && seg_ok &&
+      cfg.retention_bytes < 2 * cfg.segment_bytes) {
     issue("log.retention_bytes",
           std::to_string(cfg.retention_bytes) + " holds fewer than two segments of " +
               std::to_string(cfg.segment_bytes) +
@@ -586,7 +741,7 @@ std::vector<ConfigIssue> check_config(const EngineConfig& cfg, const Topology& t
   // largest records.
   const std::uint64_t batch_bytes =
       std::uint64_t{PartitionLog::kMaxRecordBytes} * std::max<std::uint64_t>(cfg.batch_size, 1);
-  if (seg_ok && cfg.segment_bytes < batch_bytes) {
+  if (seg_ok && batch_ok && cfg.segment_bytes < batch_bytes) {
     issue("log.segment_bytes", std::to_string(cfg.segment_bytes) +
                                    " cannot hold one batch of the largest records (" +
                                    std::to_string(batch_bytes) + " bytes = rings.batch_size " +
@@ -604,8 +759,8 @@ std::vector<ConfigIssue> check_config(const EngineConfig& cfg, const Topology& t
               "); lower max_payload_bytes or raise segment_bytes to at least " +
               std::to_string(cfg.max_payload_bytes + kRecordOverhead));
   }
-  range("retry.capacity", cfg.retry_capacity, 1, std::uint64_t{1} << 24);
-  range("idempotency.window", cfg.idempotency_window, 0, std::uint64_t{1} << 24);
+  range("retry.capacity", cfg.retry_capacity);
+  range("idempotency.window", cfg.idempotency_window);
   if (cfg.idempotency_window_age.count() < 0) {
     issue("idempotency.window_ms", "must not be negative (0 = no age limit)");
   }

@@ -2,10 +2,19 @@
 
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <string>
 
+#include "ringflow/partition_log.hpp"
 #include "ringflow/topology.hpp"
 
 namespace {
@@ -155,19 +164,68 @@ TEST(ConfigParse, WrongTypes) {
              "expected true or false");
   expect_one(parse_issues("[shards]\ncores = 3\n"), "shards.cores", 2, "expected an array");
   expect_one(parse_issues("[shards]\ncores = [1, \"x\"]\n"), "shards.cores", 2,
-             "expected integer core indexes");
+             "element [1]: expected an integer core index, got a string");
   expect_one(parse_issues("[rings]\ncapacity = 10.5\n"), "rings.capacity", 2, "got a float");
   expect_one(parse_issues("rings = 3\n"), "rings", 1, "must be a section");
 }
 
 TEST(ConfigParse, UnrepresentableValues) {
   expect_one(parse_issues("[engine]\npartitions = -1\n"), "engine.partitions", 2,
-             "must not be negative");
+             "out of range: -1 (allowed 1..65536)");
   expect_one(parse_issues("[engine]\npartitions = 99999999999\n"), "engine.partitions", 2,
-             "too large");
+             "out of range: 99999999999 (allowed 1..65536)");
   expect_one(parse_issues("[shards]\ncores = [-2]\n"), "shards.cores", 2, "out of range");
   expect_one(parse_issues("[backpressure]\ntimeout_us = -5\n"), "backpressure.timeout_us", 2,
+             "out of range: -5 (allowed 0..60000000)");
+  expect_one(parse_issues("[log]\nretention_age_ms = -5\n"), "log.retention_age_ms", 2,
              "must not be negative");
+}
+
+// A value the field cannot hold names the documented range, the same words check_config() uses
+// for a value the field can hold: not the storage type's limit (4294967295).
+TEST(ConfigParse, TooLargeValueNamesTheDocumentedRange) {
+  const auto parsed = parse_issues("[engine]\nmax_topics = 4294967296\n");
+  expect_one(parsed, "engine.max_topics", 2, "out of range: 4294967296 (allowed 1..1048576)");
+  EXPECT_EQ(parsed[0].message.find("4294967295"), std::string::npos) << parsed[0].to_string();
+  expect_one(check("[engine]\nmax_topics = 2000000\n"), "engine.max_topics", 2,
+             "out of range: 2000000 (allowed 1..1048576)");
+  expect_one(check("[rings]\ncapacity = 2199023255552\n"), "rings.capacity", 2,
+             "(allowed 2..16777216)");
+  expect_one(check("[log]\nretention_bytes = 9223372036854775807\n"), "log.retention_bytes", 2,
+             "(allowed 0..1125899906842624)");
+}
+
+// TOML integers are 64-bit: a longer one is a syntax error, which names the key and its line.
+TEST(ConfigParse, IntegerOverflowNamesTheKey) {
+  const auto issues =
+      parse_issues("# engine\n[engine]\nmax_topics = 16\npartitions = 99999999999999999999\n");
+  ASSERT_EQ(issues.size(), 1U);
+  EXPECT_EQ(issues[0].key, "engine.partitions") << issues[0].to_string();
+  EXPECT_EQ(issues[0].line, 4) << issues[0].to_string();
+  EXPECT_NE(issues[0].to_string().find("test.toml:4: engine.partitions: "), std::string::npos)
+      << issues[0].to_string();
+  // A syntax error that is not on a `key = value` line has no key.
+  const auto header = parse_issues("[engine\n");
+  ASSERT_EQ(header.size(), 1U);
+  EXPECT_EQ(header[0].key, "") << header[0].to_string();
+}
+
+TEST(ConfigParse, EveryBadArrayElementIsReported) {
+  const auto issues = parse_issues("[shards]\ncores = [1, \"two\", -3, 4.5, 5]\n");
+  ASSERT_EQ(issues.size(), 3U);
+  const char* expected[] = {"element [1]: expected an integer core index, got a string",
+                            "element [2]: core index -3 is out of range",
+                            "element [3]: expected an integer core index, got a float"};
+  for (std::size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(issues[i].key, "shards.cores");
+    EXPECT_EQ(issues[i].line, 2);
+    EXPECT_NE(issues[i].message.find(expected[i]), std::string::npos) << issues[i].to_string();
+  }
+  // Written over several lines, each element names its own line.
+  const auto multi = parse_issues("[graph]\ncores = [\n  1,\n  -1,\n  2,\n  \"x\",\n]\n");
+  ASSERT_EQ(multi.size(), 2U);
+  EXPECT_EQ(multi[0].line, 4) << multi[0].to_string();
+  EXPECT_EQ(multi[1].line, 6) << multi[1].to_string();
 }
 
 TEST(ConfigParse, UnknownEnumWordListsChoices) {
@@ -354,6 +412,121 @@ TEST(ConfigLoad, ShippedTwoSocketExampleValidatesOnSynthetic2Package) {
   const auto issues = check_config(cfg, topo);
   EXPECT_TRUE(issues.empty()) << issues.front().to_string();
   EXPECT_TRUE(cfg.exclusive_cores);
+}
+
+// A scratch directory for one test, removed after it.
+class ConfigFileTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("ringflow_config_test_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  // The message of the ConfigError that load_config(path) throws ("" and a failure if none).
+  static std::string load_error(const std::filesystem::path& path) {
+    try {
+      (void)ringflow::load_config(path);
+      ADD_FAILURE() << "load_config(" << path << ") did not throw";
+    } catch (const ConfigError& e) {
+      EXPECT_EQ(e.issues().size(), 1U);
+      EXPECT_EQ(e.issues().front().source, path.string());
+      return e.what();
+    }
+    return {};
+  }
+
+  std::filesystem::path dir_;
+};
+
+TEST_F(ConfigFileTest, DirectoryIsRefusedNotReadAsDefaults) {
+  const std::string what = load_error(dir_);
+  EXPECT_NE(what.find("is a directory, not a regular file"), std::string::npos) << what;
+}
+
+// Opening a FIFO for reading blocks until a writer comes: load_config must refuse it without
+// opening it. Bounded: should it block, the test opens the FIFO for writing to release it.
+TEST_F(ConfigFileTest, FifoIsRefusedWithoutBlocking) {
+  const std::filesystem::path fifo = dir_ / "config.toml";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0) << std::strerror(errno);
+  auto result = std::async(std::launch::async, [&] { return load_error(fifo); });
+  if (result.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
+    ADD_FAILURE() << "load_config blocked on a FIFO for 10 s";
+    const int fd = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK);  // lets the reader see EOF
+    if (fd >= 0) ::close(fd);
+  }
+  const std::string what = result.get();
+  EXPECT_NE(what.find("is a FIFO, not a regular file"), std::string::npos) << what;
+}
+
+// Devices never end: refused before any byte is read (not std::bad_alloc after gigabytes).
+TEST_F(ConfigFileTest, DevicesAreRefused) {
+  for (const char* dev : {"/dev/zero", "/dev/urandom", "/dev/null"}) {
+    if (!std::filesystem::exists(dev)) continue;
+    const std::string what = load_error(dev);
+    EXPECT_NE(what.find("is a character device, not a regular file"), std::string::npos) << what;
+  }
+}
+
+TEST_F(ConfigFileTest, FileOverTheSizeLimitIsRefused) {
+  const std::string comment_line = "#" + std::string(62, 'x') + "\n";  // 64 bytes
+  auto write = [&](const std::filesystem::path& p, std::size_t bytes) {
+    std::ofstream out(p, std::ios::binary);
+    out << "[engine]\npartitions = 4\n";
+    std::size_t n = 24;
+    while (n + comment_line.size() <= bytes) {
+      out << comment_line;
+      n += comment_line.size();
+    }
+    out << std::string(bytes - n, '\n');
+  };
+  const std::filesystem::path at_limit = dir_ / "at_limit.toml";
+  write(at_limit, ringflow::kMaxConfigFileBytes);
+  ASSERT_EQ(std::filesystem::file_size(at_limit), ringflow::kMaxConfigFileBytes);
+  EXPECT_EQ(ringflow::load_config(at_limit).partitions, 4U);
+
+  const std::filesystem::path over = dir_ / "over.toml";
+  write(over, ringflow::kMaxConfigFileBytes + 1);
+  const std::string what = load_error(over);
+  EXPECT_NE(what.find("may be at most 1 MiB (1048576 bytes)"), std::string::npos) << what;
+}
+
+TEST_F(ConfigFileTest, SymlinkToARegularFileIsRead) {
+  const std::filesystem::path real = dir_ / "real.toml";
+  std::ofstream(real) << "[shards]\ncount = 1\n";
+  std::filesystem::create_symlink(real, dir_ / "link.toml");
+  EXPECT_EQ(ringflow::load_config(dir_ / "link.toml").shards, 1U);
+}
+
+// docs/configuration.md states the bound check_config() enforces between log.segment_bytes and
+// rings.batch_size: the same record size in both.
+TEST(ConfigDocs, SegmentBatchBoundMatchesTheMessage) {
+  const std::string record = std::to_string(ringflow::PartitionLog::kMaxRecordBytes);
+  EngineConfig cfg;
+  cfg.segment_bytes = 4096;
+  cfg.retention_bytes = 8192;
+  cfg.max_payload_bytes = 64;
+  cfg.batch_size = 256;
+  std::string message;
+  for (const auto& i : check_config(cfg, two_socket())) {
+    if (i.key == "log.segment_bytes") message = i.message;
+  }
+  EXPECT_NE(message.find("rings.batch_size 256 x " + record), std::string::npos) << message;
+
+  std::ifstream doc(std::filesystem::path(RINGFLOW_SOURCE_DIR) / "docs/configuration.md");
+  ASSERT_TRUE(doc) << "docs/configuration.md";
+  std::string line;
+  std::string row;
+  bool size_limit_documented = false;
+  while (std::getline(doc, line)) {
+    if (line.rfind("| `log.segment_bytes`", 0) == 0) row = line;
+    if (line.find("at most 1 MiB") != std::string::npos) size_limit_documented = true;
+  }
+  EXPECT_NE(row.find("`rings.batch_size` x " + record + " bytes"), std::string::npos) << row;
+  EXPECT_TRUE(size_limit_documented) << "docs/configuration.md states the config file size limit";
 }
 
 TEST(ConfigLoad, EveryShippedConfigParses) {

@@ -4,9 +4,8 @@
 //
 // Loading and checking:
 //   auto cfg = ringflow::load_config("configs/default.toml");   // throws ConfigError
-//   auto problems = ringflow::check_config(cfg, topology);      // every problem, not just the
-//   first ringflow::validate(cfg, topology);                          // throws the first as
-//   ConfigError
+//   auto problems = ringflow::check_config(cfg, topology);      // every problem at once
+//   ringflow::validate(cfg, topology);                          // throws them as ConfigError
 // Nothing in ringflow starts on a config that fails validate().
 
 #include <chrono>
@@ -138,7 +137,18 @@ EngineConfig parse_config(std::string_view toml_text, std::string_view source_na
 /// and report every problem of a file at once.
 EngineConfig parse_config_partial(std::string_view toml_text, std::string_view source_name,
                                   std::vector<ConfigIssue>& issues);
-/// Reads and parses a file. Throws ConfigError (also for a missing/unreadable file).
+/// The largest config file read_config_file() and load_config() accept: 1 MiB. A config is a
+/// few kilobytes at most, so a larger file is a wrong path (a log, an image), refused before it
+/// is read into memory.
+inline constexpr std::size_t kMaxConfigFileBytes = std::size_t{1} << 20;
+
+/// The text of a config file. Accepts regular files only (symbolic links to one included): a
+/// directory, FIFO, socket or device is refused before it is opened for reading, so a FIFO
+/// cannot block the caller and /dev/zero cannot exhaust memory; reads at most
+/// kMaxConfigFileBytes. Throws ConfigError naming the file and the reason.
+std::string read_config_file(const std::filesystem::path& file);
+/// Reads (read_config_file()) and parses a file. Throws ConfigError for a missing, unreadable,
+/// non-regular or too large file and for every parse problem.
 EngineConfig load_config(const std::filesystem::path& file);
 
 /// Every problem of `cfg` on `topo` (empty = valid). Never throws for a bad config.
