@@ -12,15 +12,17 @@
 
 #include <CLI/CLI.hpp>
 
+#include <cmath>
 #include <cstdio>
 #include <exception>
-#include <map>
 #include <string>
 #include <vector>
 
 #include "harness/runner.hpp"
 #include "harness/scenario.hpp"
 #include "harness/tune.hpp"
+#include "ringflow/config.hpp"
+#include "ringflow/version.hpp"
 
 int main(int argc, char** argv) {
   CLI::App app{
@@ -35,6 +37,17 @@ int main(int argc, char** argv) {
   auto objective = ringflow::bench::TuneObjective::latency;
   auto grid = ringflow::bench::TuneGrid::staged;
   ringflow::bench::TuneOptions topts;
+  app.set_version_flag("--version", "ringflow-bench " + std::string(ringflow::version()));
+  // A number > 0, named in plain words (CLI::PositiveNumber's message prints the largest
+  // double as a 300-digit bound).
+  const CLI::Validator positive(
+      [](std::string& s) -> std::string {
+        double v = 0;
+        if (!CLI::detail::lexical_cast(s, v) || !std::isfinite(v) || v <= 0)
+          return "must be a number > 0, got " + s;
+        return {};
+      },
+      "NUMBER > 0");
   auto* scen_opt = app.add_option("--scenarios", scenarios,
                                   "scenario file (TOML), e.g. bench/scenarios/default.toml")
                        ->check(CLI::ExistingFile);
@@ -50,31 +63,35 @@ int main(int argc, char** argv) {
                      "<out>/tuned.toml and <out>/tune.txt")
           ->check(CLI::ExistingFile)
           ->excludes(scen_opt);
-  const std::map<std::string, ringflow::bench::TuneObjective> objectives{
-      {"latency", ringflow::bench::TuneObjective::latency},
-      {"throughput", ringflow::bench::TuneObjective::throughput}};
-  app.add_option("--objective", objective,
+  // Choices are parsed as words and mapped after parsing: a CheckedTransformer over the enums
+  // would print their underlying bytes (NUL, 0x01) in --help and in its error messages.
+  std::string objective_word = "latency";
+  std::string grid_word = "staged";
+  app.add_option("--objective", objective_word,
                  "--tune: latency (open loop at --tune-rate, rank by p99.9 then p99) or "
                  "throughput (max events/s)")
-      ->transform(CLI::CheckedTransformer(objectives, CLI::ignore_case))
+      ->check(CLI::IsMember({"latency", "throughput"}, CLI::ignore_case))
+      ->capture_default_str()
       ->needs(tune_opt);
-  const std::map<std::string, ringflow::bench::TuneGrid> grids{
-      {"staged", ringflow::bench::TuneGrid::staged}, {"full", ringflow::bench::TuneGrid::full}};
-  app.add_option("--tune-grid", grid,
+  app.add_option("--tune-grid", grid_word,
                  "--tune: staged (wait x placement, then batch x capacity; ~1-2 min) or full "
                  "(every combination; several minutes)")
-      ->transform(CLI::CheckedTransformer(grids, CLI::ignore_case))
+      ->check(CLI::IsMember({"staged", "full"}, CLI::ignore_case))
+      ->capture_default_str()
       ->needs(tune_opt);
   app.add_option("--tune-rate", topts.rate_eps, "--tune latency: offered events/s")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber)
+      ->check(positive)
       ->needs(tune_opt);
   app.add_option("--tune-window", topts.window_s,
                  "--tune latency: seconds measured per candidate window")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber)
+      ->check(positive)
       ->needs(tune_opt);
   CLI11_PARSE(app, argc, argv);
+  objective = objective_word == "throughput" ? ringflow::bench::TuneObjective::throughput
+                                             : ringflow::bench::TuneObjective::latency;
+  grid = grid_word == "full" ? ringflow::bench::TuneGrid::full : ringflow::bench::TuneGrid::staged;
 
   try {
     if (!tune.empty()) {
@@ -104,6 +121,9 @@ int main(int argc, char** argv) {
     return ringflow::bench::run_benchmarks(opts);
   } catch (const ringflow::bench::ScenarioError& e) {
     std::fprintf(stderr, "ringflow-bench: bad scenario file: %s\n", e.what());
+    return 2;
+  } catch (const ringflow::ConfigError& e) {
+    std::fprintf(stderr, "ringflow-bench: bad engine config, nothing was run: %s\n", e.what());
     return 2;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "ringflow-bench: %s\n", e.what());

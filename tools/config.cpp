@@ -1,24 +1,24 @@
 // ringflow-config check FILE [--synthetic DESC | --xml FILE]
 // Prints every problem of an engine config on this machine (or the given topology), one per
-// line as "file:line: key: reason; fix", or "ok". Exit 0 when valid, 1 when not, 2 on usage.
+// line as "file:line: key: reason; fix", or "ok". Exit 0 when valid, 1 when not (a file that is
+// missing, not a regular file or over 1 MiB included), 2 on usage.
 
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
-#include <exception>
-#include <fstream>
 #include <iostream>
 #include <optional>
-#include <sstream>
 #include <string>
+#include <vector>
 
 #include "ringflow/config.hpp"
 #include "ringflow/topology.hpp"
+#include "ringflow/version.hpp"
 #include "topology_choice.hpp"
 
 int main(int argc, char** argv) {
   CLI::App app{"Check ringflow engine configs"};
-  app.require_subcommand(1);
+  app.set_version_flag("--version", "ringflow-config " + std::string(ringflow::version()));
   auto* check = app.add_subcommand("check", "print every problem of a config, or ok");
   std::string file;
   std::string synthetic;
@@ -30,7 +30,26 @@ int main(int argc, char** argv) {
   check->add_option("--xml", xml, "check against an hwloc XML topology")
       ->check(CLI::ExistingFile)
       ->excludes(syn);
+  // Extras are collected (not a parse error) so that a wrong subcommand is named as one, not
+  // reported as a missing subcommand.
+  app.allow_extras();
   CLI11_PARSE(app, argc, argv);
+  if (const std::vector<std::string> extra = app.remaining(); !extra.empty()) {
+    const std::string& first = extra.front();
+    if (!check->parsed() && first.rfind('-', 0) != 0) {
+      std::cerr << "ringflow-config: unknown subcommand '" << first << "'; valid: check\n"
+                << "Run with --help for more information.\n";
+    } else {
+      std::cerr << "ringflow-config: unexpected argument '" << first << "'\n"
+                << "Run with --help for more information.\n";
+    }
+    return 2;
+  }
+  if (!check->parsed()) {
+    std::cerr << "ringflow-config: a subcommand is required; valid: check\n"
+              << "Run with --help for more information.\n";
+    return 2;
+  }
 
   std::optional<ringflow::Topology> other;
   if (!ringflow::tools::load_topology("ringflow-config", synthetic, xml, other)) return 2;
@@ -39,18 +58,20 @@ int main(int argc, char** argv) {
   // Every problem at once: parse problems, then the range/relation/topology checks of what
   // parsed (a key that did not parse keeps its default and is not checked twice).
   std::vector<ringflow::ConfigIssue> issues;
-  std::ifstream in(file, std::ios::binary);
-  if (!in) {
-    std::cout << file << ": cannot read the file (check the path and permissions)\n";
-    return 1;
+  std::string text;
+  try {
+    text = ringflow::read_config_file(file);  // regular files up to 1 MiB only
+  } catch (const ringflow::ConfigError& e) {
+    issues = e.issues();
   }
-  std::ostringstream text;
-  text << in.rdbuf();
-  const ringflow::EngineConfig cfg = ringflow::parse_config_partial(text.str(), file, issues);
-  const bool syntax_error = !issues.empty() && issues.front().key.empty() && cfg.key_lines.empty();
-  if (!syntax_error) {
-    for (auto& i : ringflow::check_config(cfg, topo))
-      issues.push_back(std::move(i));
+  if (issues.empty()) {
+    const ringflow::EngineConfig cfg = ringflow::parse_config_partial(text, file, issues);
+    // Nothing parsed (a syntax error): the defaults are not the file's, so do not check them.
+    const bool nothing_parsed = !issues.empty() && cfg.key_lines.empty();
+    if (!nothing_parsed) {
+      for (auto& i : ringflow::check_config(cfg, topo))
+        issues.push_back(std::move(i));
+    }
   }
   std::stable_sort(issues.begin(), issues.end(),
                    [](const ringflow::ConfigIssue& a, const ringflow::ConfigIssue& b) {

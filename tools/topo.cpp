@@ -18,10 +18,12 @@
 #include "ringflow/numa_memory.hpp"
 #include "ringflow/plan.hpp"
 #include "ringflow/topology.hpp"
+#include "ringflow/version.hpp"
 #include "topology_choice.hpp"
 
 int main(int argc, char** argv) {
   CLI::App app{"Print the machine topology and, given a config, the thread placement plan"};
+  app.set_version_flag("--version", "ringflow-topo " + std::string(ringflow::version()));
   std::string config_file;
   std::string synthetic;
   std::string xml;

@@ -24,6 +24,8 @@
 #include "harness/open_loop.hpp"
 #include "harness/platform_control.hpp"
 #include "harness/request_reply.hpp"
+#include "ringflow/config.hpp"
+#include "ringflow/topology.hpp"
 
 #ifndef RINGFLOW_BENCH_CXX_FLAGS
 #define RINGFLOW_BENCH_CXX_FLAGS "unknown"
@@ -85,13 +87,6 @@ std::string run_command(const std::string& cmd) {
   while (!out.empty() && (out.back() == '\n' || out.back() == ' '))
     out.pop_back();
   return out;
-}
-
-std::string read_text(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 std::string json_ints(const std::vector<int>& v) {
@@ -657,13 +652,13 @@ int run_benchmarks(const RunnerOptions& opts) {
   for (auto& s : file.scenarios)
     resolve_cores(s, file.source);
 
+  // The engine config is checked before anything runs: one ringflow cannot start on is an
+  // error (ConfigError), not a ringflow row skipped after a minute of baselines.
   std::string engine_config_text;
   if (!opts.engine_config.empty()) {
-    if (!std::filesystem::is_regular_file(opts.engine_config)) {
-      throw std::runtime_error("engine config '" + opts.engine_config.string() +
-                               "' does not exist or is not a file");
-    }
-    engine_config_text = read_text(opts.engine_config);
+    engine_config_text = ringflow::read_config_file(opts.engine_config);
+    ringflow::validate(ringflow::parse_config(engine_config_text, opts.engine_config.string()),
+                       ringflow::Topology::machine());
   }
   std::filesystem::create_directories(opts.out_dir / "hist");
   const std::string started = now_utc();

@@ -431,6 +431,14 @@ ScenarioFile parse_scenarios(std::string_view toml_text, std::string_view source
 }
 
 ScenarioFile load_scenarios(const std::filesystem::path& file) {
+  // A directory, FIFO or device is refused before it is opened (a FIFO would block).
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(file, ec)) {
+    throw ScenarioError(file.string(), 0, "(file)",
+                        std::filesystem::exists(file, ec)
+                            ? "not a regular file; give the path of a scenario file (TOML)"
+                            : "cannot open the scenario file: no such file (check the path)");
+  }
   std::ifstream in(file, std::ios::binary);
   if (!in) throw ScenarioError(file.string(), 0, "(file)", "cannot open the scenario file");
   std::ostringstream ss;
