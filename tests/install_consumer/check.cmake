@@ -8,6 +8,7 @@ if(rc)
 endif()
 execute_process(COMMAND ${CMAKE_COMMAND} -S ${SOURCE_DIR} -B ${WORK_DIR}/build -G ${GENERATOR}
                         -DCMAKE_CXX_COMPILER=${CXX} -DCMAKE_PREFIX_PATH=${prefix}
+                        -DQUICK_START=${QUICK_START}
                 RESULT_VARIABLE rc)
 if(rc)
   message(FATAL_ERROR "configuring the consumer against the installed package failed: ${rc}")
@@ -19,4 +20,21 @@ endif()
 execute_process(COMMAND ${WORK_DIR}/build/consumer RESULT_VARIABLE rc)
 if(rc)
   message(FATAL_ERROR "the consumer exited with ${rc}")
+endif()
+
+# The quick start, run from a folder outside the source tree: with its defaults, then with the
+# installed copy of configs/default.toml (found through the package's RINGFLOW_CONFIG_DIR).
+if(QUICK_START)
+  file(READ ${WORK_DIR}/build/config_dir.txt config_dir)
+  if(NOT EXISTS ${config_dir}/default.toml)
+    message(FATAL_ERROR "the package does not install configs/default.toml (${config_dir})")
+  endif()
+  foreach(args IN ITEMS "" "${config_dir}/default.toml")
+    execute_process(COMMAND ${WORK_DIR}/build/quick_start ${args} WORKING_DIRECTORY ${WORK_DIR}
+                    RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out TIMEOUT 60)
+    message(STATUS "quick_start ${args}: ${out}")
+    if(NOT rc STREQUAL "0" OR NOT out MATCHES "1000 orders: ")
+      message(FATAL_ERROR "the installed quick start (${args}) exited with ${rc}:\n${out}")
+    endif()
+  endforeach()
 endif()
