@@ -17,7 +17,8 @@ release debug asan tsan: deps
 	cmake --preset $@ >/dev/null
 	cmake --build --preset $@ -j $(JOBS)
 
-# The main job: build, run the default end-to-end scenario, print its table.
+# The main job: build, run the default end-to-end scenario, print its table. Results go to a new
+# folder under results/local/ (ignored by git); the committed reference sets are never written.
 demo: deps-demo release
 	scripts/demo.sh
 
