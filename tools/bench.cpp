@@ -8,7 +8,7 @@
 // Tuning (bench/harness/tune.hpp): sweeps batch size, ring capacity, wait strategy and the
 // placements this machine allows around CONFIG and writes the best as <out>/tuned.toml:
 //
-//   ringflow-bench --tune configs/default.toml --objective latency [--out results/tune-latency]
+//   ringflow-bench --tune configs/default.toml --objective latency [--out results/local/tune]
 
 #include <CLI/CLI.hpp>
 
@@ -53,8 +53,10 @@ int main(int argc, char** argv) {
                        ->check(CLI::ExistingFile);
   app.add_option("--config", config, "engine config file for ringflow (TOML)")
       ->check(CLI::ExistingFile);
-  app.add_option("--out", out,
-                 "output folder, e.g. results/my-run (--tune: default results/tune-<objective>)");
+  app.add_option(
+      "--out", out,
+      "output folder, e.g. results/local/my-run (--tune: default results/local/tune-<objective>, "
+      "ignored by git)");
   app.add_flag("--quick", quick, "~10x shorter runs, 1 repeat (a smoke check, not a measurement)");
   app.add_flag("--no-progress", no_progress, "no live progress line on stderr");
   auto* tune_opt =
@@ -99,7 +101,7 @@ int main(int argc, char** argv) {
       topts.objective = objective;
       topts.grid = grid;
       topts.out_dir =
-          out.empty() ? std::string("results/tune-") +
+          out.empty() ? std::string("results/local/tune-") +
                             (objective == ringflow::bench::TuneObjective::latency ? "latency"
                                                                                   : "throughput")
                       : out;

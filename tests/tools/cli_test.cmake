@@ -115,6 +115,10 @@ if(BENCH)
   expect(NAME "ringflow-bench --help names the choices" RC 0
          MATCH "latency" "throughput" "staged" "full"
          COMMAND ${BENCH} --help)
+  # --tune without --out must not overwrite the committed results/tune-latency.
+  expect(NAME "ringflow-bench --tune writes under the ignored results/local by default" RC 0
+         MATCH "default results/local/tune-<objective>"
+         COMMAND ${BENCH} --help)
   expect_printable("ringflow-bench --objective bogus: a whole message"
                    ${BENCH} --tune ${SOURCE_DIR}/configs/default.toml --objective bogus)
   expect(NAME "ringflow-bench --objective bogus names the choices" RC nonzero
