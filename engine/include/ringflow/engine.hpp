@@ -1,8 +1,9 @@
 #pragma once
-// Engine: producers -> SPSC rings -> shard workers (partition logs) -> per-shard oneTBB flow
-// graph (the Pipeline) -> subscriptions.
+// Engine: producers -> SPSC rings -> shard workers (partition logs) -> the Pipeline's stages
+// -> subscriptions (a oneTBB flow graph where graph workers fan them out in parallel).
+// A complete program: examples/quick_start.cpp.
 //
-//   ringflow::Engine engine(ringflow::load_config("configs/default.toml"));
+//   ringflow::Engine engine(ringflow::EngineConfig{});   // or load_config(path to a .toml)
 //   const auto orders = engine.add_topic("orders.created");
 //   engine.pipeline().filter("valid", is_valid);
 //   engine.subscribe("orders.>", [](const ringflow::EventView& e) { ...; return Outcome::ok(); });
