@@ -376,6 +376,8 @@ Producer Engine::make_producer(const ProducerOptions& options) {
     }
     st->pushed =
         std::make_unique<std::atomic<std::uint64_t>[]>(std::size_t{m.cfg.shards} * detail::kLanes);
+    st->full =
+        std::make_unique<std::atomic<std::uint64_t>[]>(std::size_t{m.cfg.shards} * detail::kLanes);
     m.producers[idx] = std::move(st);
     // Release: shards and drain() acquire the count; the state above is then fully built.
     m.producer_count.store(idx + 1, std::memory_order_release);
@@ -819,6 +821,136 @@ ReplyStatus Engine::reply(const EventView& event, std::span<const std::byte> pay
   }
   m.late_replies.fetch_add(1, std::memory_order_relaxed);  // statistic
   return ReplyStatus::late;
+}
+
+}  // namespace ringflow
+
+// ---- metrics (metrics.hpp): summed on read from the counters their owners write ----
+
+namespace ringflow {
+
+MetricsSnapshot Engine::metrics() const {
+  const Impl& m = *impl_;
+  MetricsSnapshot out;
+  out.taken_ns = now_ns();
+  out.families.reserve(kMetricCount);
+  for (std::size_t i = 0; i < kMetricCount; ++i)
+    out.families.push_back({static_cast<Metric>(i), &kMetricDefs[i], {}});
+  const auto add = [&out](Metric x, std::vector<std::string> labels, std::uint64_t v) {
+    MetricSample smp;
+    smp.label_values = std::move(labels);
+    smp.value = v;
+    out.families[static_cast<std::size_t>(x)].samples.push_back(std::move(smp));
+  };
+
+  const EngineStats st = m.stats();
+  for (std::size_t i = 0; i < kPublishStatusCount; ++i)
+    add(Metric::published, {std::string(to_string(static_cast<PublishStatus>(i)))},
+        st.published[i]);
+  std::uint64_t waits = 0;
+  // Acquire: pairs with make_producer()'s release; the states below are fully built.
+  const std::uint32_t np = m.producer_count.load(std::memory_order_acquire);
+  for (std::uint32_t p = 0; p < np; ++p)
+    waits += m.producers[p]->counters.waited_full.load(std::memory_order_relaxed);  // statistic
+  add(Metric::producer_waits, {}, waits);
+
+  for (const TopicStats& t : st.topics) {
+    add(Metric::events, {t.name}, t.accepted);
+    add(Metric::events_stored, {t.name}, t.appended);
+    add(Metric::events_expired, {t.name}, t.expired);
+    add(Metric::events_duplicate, {t.name}, t.duplicates);
+    add(Metric::topic_dead_letters, {t.name}, t.dead_lettered);
+  }
+  add(Metric::processed, {}, st.processed);
+  add(Metric::filtered, {}, st.filtered);
+  add(Metric::stage_failures, {}, st.stage_failures);
+
+  // Acquire: pairs with start()'s release; the shards vector is complete and never changes.
+  const bool ready = m.shards_ready.load(std::memory_order_acquire);
+  std::vector<std::uint64_t> sub_failures(st.subscriptions.size(), 0);
+  for (std::size_t sh = 0; ready && sh < m.shards.size(); ++sh) {
+    const auto& subs = m.shards[sh]->subscription_counters();
+    for (std::size_t s = 0; s < subs.size() && s < sub_failures.size(); ++s)
+      sub_failures[s] += subs[s]->failures.get();
+  }
+  for (std::size_t s = 0; s < st.subscriptions.size(); ++s) {
+    const SubscriptionStats& ss = st.subscriptions[s];
+    const auto labels = [&] {
+      return std::vector<std::string>{std::to_string(s), ss.pattern, ss.group};
+    };
+    add(Metric::deliveries, labels(), ss.first_deliveries);
+    add(Metric::retries, labels(), ss.retries);
+    add(Metric::handled_ok, labels(), ss.ok);
+    add(Metric::handler_failures, labels(), sub_failures[s]);
+    add(Metric::subscription_dead_letters, labels(), ss.dead_lettered);
+  }
+  for (std::size_t r = 0; r < std::size(st.dead_lettered); ++r)
+    add(Metric::dead_letters, {std::string(to_string(static_cast<DeadLetterReason>(r)))},
+        st.dead_lettered[r]);
+  add(Metric::dead_letter_failures, {}, st.dead_letter_failures);
+  add(Metric::subscribe_denied, {}, st.subscribe_denied);
+  add(Metric::late_replies, {}, st.late_replies);
+
+  static constexpr const char* kLaneNames[detail::kLanes] = {"normal", "urgent"};
+  for (std::uint32_t sh = 0; sh < m.cfg.shards; ++sh) {
+    for (std::uint32_t lane = 0; lane < detail::kLanes; ++lane) {
+      std::uint64_t depth = 0;
+      std::uint64_t full = 0;
+      for (std::uint32_t p = 0; p < np; ++p) {
+        const detail::ProducerState& ps = *m.producers[p];
+        const std::size_t ring = std::size_t{sh} * detail::kLanes + lane;
+        // Relaxed (all three): a gauge and a statistic. `completed` may run ahead of `pushed`
+        // (the producer counts after its push), so the difference is clamped at 0.
+        const std::uint64_t done = ps.rings[sh]->completed[lane].load(std::memory_order_relaxed);
+        const std::uint64_t pushed = ps.pushed[ring].load(std::memory_order_relaxed);
+        depth += pushed > done ? pushed - done : 0;
+        full += ps.full[ring].load(std::memory_order_relaxed);
+      }
+      add(Metric::ring_depth, {std::to_string(sh), kLaneNames[lane]}, depth);
+      add(Metric::ring_full, {std::to_string(sh), kLaneNames[lane]}, full);
+    }
+  }
+  for (const auto& log : m.logs) {
+    const std::string part = std::to_string(log->partition());
+    add(Metric::partition_end_offset, {part}, log->end_offset());
+    add(Metric::partition_first_offset, {part}, log->first_offset());
+    add(Metric::partition_segments, {part}, log->segment_count());
+    add(Metric::retention_evictions, {part}, log->evicted_segments());
+  }
+  for (std::size_t sh = 0; sh < m.cfg.shards; ++sh) {
+    const std::string id = std::to_string(sh);
+    if (!ready) {
+      for (const Metric x :
+           {Metric::batches, Metric::shard_idle_polls, Metric::shard_yields, Metric::shard_parks})
+        add(x, {id}, 0);
+      MetricSample h;
+      h.label_values = {id};
+      h.histogram.buckets.assign(LatencyBuckets::kCount, 0);
+      out.families[static_cast<std::size_t>(Metric::ingest_to_done)].samples.push_back(h);
+      continue;
+    }
+    const detail::Shard& shard = *m.shards[sh];
+    const detail::ShardCounters& c = shard.counters();
+    add(Metric::batches, {id}, c.batches.get());
+    add(Metric::shard_idle_polls, {id}, c.idle_polls.get());
+    add(Metric::shard_yields, {id}, c.yields.get());
+    add(Metric::shard_parks, {id}, c.parks.get());
+    const detail::LatencyRecorder& rec = shard.ingest_to_done();
+    MetricSample h;
+    h.label_values = {id};
+    h.histogram.buckets.resize(LatencyBuckets::kCount);
+    // The count is the sum of the buckets as read (Prometheus wants _count == the +Inf
+    // bucket), so a scrape racing the shard stays self-consistent.
+    std::uint64_t count = 0;
+    for (std::size_t b = 0; b < LatencyBuckets::kCount; ++b) {
+      h.histogram.buckets[b] = rec.buckets[b].get();
+      count += h.histogram.buckets[b];
+    }
+    h.histogram.count = count;
+    h.histogram.sum_ns = rec.sum_ns.get();
+    out.families[static_cast<std::size_t>(Metric::ingest_to_done)].samples.push_back(std::move(h));
+  }
+  return out;
 }
 
 }  // namespace ringflow

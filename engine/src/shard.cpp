@@ -55,6 +55,8 @@ Shard::Shard(ShardEnv env, std::uint32_t id, ThreadPlacement placement,
     }
   }
   nfailures_.assign(env_.subscriptions->size(), 0);
+  sample_every_ = env_.cfg->metrics_latency_sample_every;
+  sample_left_ = sample_every_;
   rng_ ^= (std::uint64_t{id} + 1) * 0xBF58476D1CE4E5B9ULL;
 }
 
@@ -119,6 +121,7 @@ void Shard::run() {
     // Acquire: pairs with request_exit(); stop() only asks after every producer is quiet and
     // every retry is done, so once the rings are empty here they stay empty.
     if (exit_.load(std::memory_order_acquire) && idle()) break;
+    counters_.idle_polls.add(1);
     switch (wait) {
       case WaitStrategyKind::busy_spin:
         cpu_relax();
@@ -129,6 +132,7 @@ void Shard::run() {
         if (now - idle_since < kSpinBeforeYieldNs) {
           cpu_relax();
         } else {
+          counters_.yields.add(1);
           std::this_thread::yield();
         }
         break;
@@ -137,6 +141,7 @@ void Shard::run() {
         const auto ready = [this] {
           return exit_.load(std::memory_order_acquire) || !rings_empty();
         };
+        counters_.parks.add(1);
         if (wheel_.pending() == 0) {
           env_.ctx->shard_work[id_].wait_until(ready);
         } else {  // sleep no longer than the next retry is due
@@ -265,6 +270,17 @@ std::size_t Shard::drain_ring(ProducerState& p, std::uint32_t lane) {
     run_pipeline();
     if (requests_in_batch != 0) complete_unheard_requests();
     handle_failures();
+    // Sampled latency: one clock read per timed batch, none for the others. Every event of the
+    // batch was ingested at `ingest` and is done now, so the batch counts once per event.
+    if (sample_every_ != 0) {
+      sample_left_ -= static_cast<std::int64_t>(n);
+      if (sample_left_ <= 0) [[unlikely]] {
+        sample_left_ = sample_every_;
+        const std::int64_t done = now_ns();
+        ingest_to_done_.record(static_cast<std::uint64_t>(std::max<std::int64_t>(0, done - ingest)),
+                               n);
+      }
+    }
   }
 
   counters_.appended.add(n);

@@ -17,6 +17,7 @@
 #include "ringflow/detail/cache.hpp"
 #include "ringflow/detail/producer_state.hpp"
 #include "ringflow/engine.hpp"
+#include "ringflow/metrics.hpp"
 #include "ringflow/partition_log.hpp"
 #include "ringflow/pipeline.hpp"
 
@@ -71,6 +72,20 @@ struct ShardCounters {
   Counter duplicates;            ///< dropped by the idempotency window
   Counter dead_lettered[4];      ///< by DeadLetterReason
   Counter dead_letter_failures;  ///< a handler of a dead-letter topic failed (not re-queued)
+  Counter idle_polls;            ///< run loop passes that found no work
+  Counter yields;                ///< idle passes that yielded the core (spin_yield)
+  Counter parks;                 ///< idle waits on the shard's parking spot (park)
+};
+
+/// A log-linear latency histogram (LatencyBuckets) with one writer, the shard thread.
+struct LatencyRecorder {
+  Counter buckets[LatencyBuckets::kCount];
+  Counter count, sum_ns;
+  void record(std::uint64_t ns, std::uint64_t weight) noexcept {
+    buckets[LatencyBuckets::index(ns)].add(weight);
+    count.add(weight);
+    sum_ns.add(ns * weight);
+  }
 };
 struct SubscriptionCounters {
   alignas(kCacheLine) Counter deliveries;  ///< handler calls, retries included
@@ -167,6 +182,7 @@ class Shard {
   [[nodiscard]] const std::vector<TopicCounters>& topic_counters() const noexcept {
     return topic_counters_;
   }
+  [[nodiscard]] const LatencyRecorder& ingest_to_done() const noexcept { return ingest_to_done_; }
 
  private:
   void run();
@@ -237,6 +253,9 @@ class Shard {
   std::vector<TopicCounters> topic_counters_;  ///< by topic id
   std::vector<std::unique_ptr<SubscriptionCounters>> sub_counters_;
   std::int64_t next_retention_check_ns_ = 0;
+  LatencyRecorder ingest_to_done_;
+  std::int64_t sample_every_ = 0;  ///< metrics_latency_sample_every (0 = off)
+  std::int64_t sample_left_ = 0;   ///< events until the next timed batch
 
   alignas(kCacheLine) std::atomic<bool> exit_{false};
   /// Retries still scheduled, retry chains started, and the oldest chain not yet ended (see

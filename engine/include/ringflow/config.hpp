@@ -115,6 +115,11 @@ struct EngineConfig {
   // [affinity]
   bool pin_threads = true;  ///< false: --affinity=off (reported, never silent)
 
+  // [metrics]
+  /// Ingest -> done latency: one batch is timed (one clock read) per this many events, and
+  /// recorded once per event of that batch; 1 = every batch, 0 = off. Counters are always on.
+  std::uint32_t metrics_latency_sample_every = 64;
+
   std::string source = "<code>";  ///< where this config came from, for messages
   /// Dotted key (or section name) -> 1-based line in `source`, filled by the parser so that
   /// check_config() can name the line of a bad value. Empty for a config filled in code.

@@ -47,6 +47,7 @@
 #include "ringflow/access.hpp"
 #include "ringflow/config.hpp"
 #include "ringflow/event.hpp"
+#include "ringflow/metrics.hpp"
 #include "ringflow/outcome.hpp"
 #include "ringflow/partition_log.hpp"
 #include "ringflow/pipeline.hpp"
@@ -240,6 +241,10 @@ class Engine {
   [[nodiscard]] State state() const noexcept;
   /// A snapshot of every counter (off the hot path: allocates the per-topic lists).
   [[nodiscard]] EngineStats stats() const;
+  /// Every metric of kMetricDefs (metrics.hpp) with its labelled samples: counters summed over
+  /// the shards and producers that own them, ring depths, partition offsets, latency
+  /// histograms. Off the hot path (allocates); safe from any thread, handlers included.
+  [[nodiscard]] MetricsSnapshot metrics() const;
   [[nodiscard]] const EngineConfig& config() const noexcept;
   [[nodiscard]] const Plan& plan() const noexcept;
   [[nodiscard]] std::uint32_t partitions() const noexcept;

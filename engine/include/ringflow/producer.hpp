@@ -168,6 +168,7 @@ inline PublishStatus Producer::publish_event(TopicId topic, std::string_view key
   }
   bool pushed = ring.try_emplace(o, ts, topic.value, partition, key, payload, reply_token);
   if (!pushed) [[unlikely]] {
+    s.note_full(std::size_t{shard} * detail::kLanes + lane);
     pushed = s.backpressure != BackpressurePolicy::fail_fast &&
              wait_and_push(ring, shard, o, ts, topic.value, partition, key, payload, reply_token);
   }

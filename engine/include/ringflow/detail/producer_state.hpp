@@ -103,6 +103,14 @@ struct ProducerState {
   /// Events pushed per (shard, lane), written by the producer after each successful push
   /// (release: pairs with drain()'s acquire, so a drain that sees the count sees the event).
   std::unique_ptr<std::atomic<std::uint64_t>[]> pushed;
+  /// Publishes that found ring (shard, lane) full, whatever happened next (statistic; written
+  /// by the producer on the cold full path only).
+  std::unique_ptr<std::atomic<std::uint64_t>[]> full;
+  void note_full(std::size_t ring) noexcept {
+    auto& c = full[ring];
+    // Relaxed: a statistic with one writer; readers only need an eventually-current value.
+    c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  }
   /// Its pending requests (request.hpp); sized by ProducerOptions::max_pending_requests.
   /// Read by shards and reply() from any thread: release-stored by make_producer(), acquired by
   /// readers. Every table it ever pointed to stays in request_tables (handles of a previous
