@@ -8,13 +8,22 @@
 // Sink state is kept per (subscription, partition): a partition belongs to one shard and a
 // subscription's node in a shard's graph is serial, so each SinkState has one writer at a time
 // and needs no lock. They are merged after stop() joined the shard threads.
+//
+// Two names: "ringflow" runs with latency sampling off (metrics_latency_sample_every = 0) and
+// nobody reading the metrics; "ringflow_metrics" samples as configured (default one batch per
+// 64 events) and a scraper thread takes Engine::metrics() once a second, as a Prometheus
+// endpoint would. Counters are always on in both: they are part of the engine.
 
 #include <ringflow/engine.hpp>
 
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
+#include <mutex>
 #include <stdexcept>
 #include <string>
+#include <thread>
 
 #include "harness/system.hpp"
 
@@ -52,13 +61,14 @@ class RingflowSender final : public Sender {
 
 class RingflowSystem final : public System {
  public:
-  std::string name() const override { return "ringflow"; }
+  explicit RingflowSystem(bool with_metrics) : metrics_(with_metrics) {}
+  std::string name() const override { return metrics_ ? "ringflow_metrics" : "ringflow"; }
   bool has_urgent_lane() const override { return true; }
   bool has_retries() const override { return true; }
 
   std::string unsupported(const RunSpec& spec) const override {
     try {
-      const ringflow::EngineConfig cfg = config_for(spec);
+      const ringflow::EngineConfig cfg = config_for(spec, metrics_);
       if (spec.producers > cfg.max_producers) {
         return "engine.max_producers = " + std::to_string(cfg.max_producers) + " < " +
                std::to_string(spec.producers) + " producers";
@@ -75,7 +85,7 @@ class RingflowSystem final : public System {
 
   void start(const RunSpec& spec) override {
     spec_ = spec;
-    engine_ = std::make_unique<ringflow::Engine>(config_for(spec));
+    engine_ = std::make_unique<ringflow::Engine>(config_for(spec, metrics_));
     topic_ = engine_->add_topic("bench.events");
     const ringflow::TopicId routes[2] = {engine_->add_topic("bench.route0"),
                                          engine_->add_topic("bench.route1")};
@@ -147,6 +157,19 @@ class RingflowSystem final : public System {
       }
     }
     engine_->start();
+    if (metrics_) {
+      scrapes_ = 0;
+      scraper_stop_ = false;
+      scraper_ = std::thread([this] {
+        std::unique_lock lock(scraper_mu_);
+        for (;;) {
+          if (scraper_cv_.wait_for(lock, std::chrono::seconds(1), [this] { return scraper_stop_; }))
+            return;
+          const ringflow::MetricsSnapshot snap = engine_->metrics();
+          scrapes_ += snap.families.empty() ? 0 : 1;
+        }
+      });
+    }
   }
 
   std::unique_ptr<Sender> make_sender(unsigned /*index*/) override {
@@ -156,6 +179,14 @@ class RingflowSystem final : public System {
   void drain() override { engine_->drain(); }
 
   SinkTotals stop() override {
+    if (scraper_.joinable()) {
+      {
+        const std::lock_guard lock(scraper_mu_);
+        scraper_stop_ = true;
+      }
+      scraper_cv_.notify_one();
+      scraper_.join();
+    }
     engine_->stop();
     SinkTotals t;
     for (const auto& s : sinks_)
@@ -205,7 +236,7 @@ class RingflowSystem final : public System {
   std::string placement() const override { return placement_; }
 
  private:
-  static ringflow::EngineConfig config_for(const RunSpec& spec) {
+  static ringflow::EngineConfig config_for(const RunSpec& spec, bool with_metrics) {
     ringflow::EngineConfig cfg = spec.engine_config.empty()
                                      ? ringflow::EngineConfig{}
                                      : ringflow::load_config(spec.engine_config);
@@ -213,6 +244,11 @@ class RingflowSystem final : public System {
       cfg.partitions = spec.partitions;
       cfg.shards = std::min(cfg.shards, cfg.partitions);
       if (cfg.shard_cores.size() > cfg.shards) cfg.shard_cores.resize(cfg.shards);
+    }
+    if (!with_metrics) {
+      cfg.metrics_latency_sample_every = 0;
+    } else if (cfg.metrics_latency_sample_every == 0) {
+      cfg.metrics_latency_sample_every = 64;
     }
     return cfg;
   }
@@ -231,12 +267,23 @@ class RingflowSystem final : public System {
     s += "; " + std::to_string(cfg.partitions) + " partitions, rings " +
          std::to_string(cfg.ring_capacity) + " slots, wait " +
          std::string(ringflow::to_string(cfg.wait_strategy)) + ", backpressure " +
-         std::string(ringflow::to_string(cfg.backpressure)) + " (engine config " + cfg.source + ")";
+         std::string(ringflow::to_string(cfg.backpressure)) + ", latency sampling " +
+         (cfg.metrics_latency_sample_every == 0
+              ? std::string("off")
+              : "1 batch per " + std::to_string(cfg.metrics_latency_sample_every) +
+                    " events + Engine::metrics() every 1 s") +
+         " (engine config " + cfg.source + ")";
     return s;
   }
 
   RunSpec spec_;
+  bool metrics_ = false;
   std::unique_ptr<ringflow::Engine> engine_;
+  std::thread scraper_;  // ringflow_metrics: Engine::metrics() once a second
+  std::mutex scraper_mu_;
+  std::condition_variable scraper_cv_;
+  bool scraper_stop_ = false;  // under scraper_mu_
+  std::uint64_t scrapes_ = 0;  // under scraper_mu_
   ringflow::TopicId topic_;
   struct Counts {
     std::uint64_t failed = 0;
@@ -251,7 +298,11 @@ class RingflowSystem final : public System {
 }  // namespace
 
 std::unique_ptr<System> make_ringflow_system(std::string& /*why*/) {
-  return std::make_unique<RingflowSystem>();
+  return std::make_unique<RingflowSystem>(false);
+}
+
+std::unique_ptr<System> make_ringflow_metrics_system(std::string& /*why*/) {
+  return std::make_unique<RingflowSystem>(true);
 }
 
 }  // namespace ringflow::bench

@@ -399,6 +399,9 @@ ScenarioFile parse_scenarios(std::string_view toml_text, std::string_view source
   }
   Scenario defaults;
   defaults.systems = known_systems();
+  // ringflow_metrics is ringflow again, with its metrics sampled and read: run it only where a
+  // scenario file asks for it.
+  std::erase(defaults.systems, std::string("ringflow_metrics"));
   if (const auto* run = root.get("run")) {
     const auto* t = run->as_table();
     if (t == nullptr) {

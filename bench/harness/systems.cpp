@@ -6,10 +6,11 @@ namespace ringflow::bench {
 #if RINGFLOW_BENCH_HAVE_RINGFLOW_SYSTEM
 // bench/harness/ringflow_system.cpp
 std::unique_ptr<System> make_ringflow_system(std::string& why);
+std::unique_ptr<System> make_ringflow_metrics_system(std::string& why);
 #endif
 
 std::vector<std::string> known_systems() {
-  return {"ringflow", "mutex_queue", "tbb_graph_direct"};
+  return {"ringflow", "mutex_queue", "tbb_graph_direct", "ringflow_metrics"};
 }
 
 std::unique_ptr<System> make_system(const std::string& name, std::string& why) {
@@ -18,6 +19,14 @@ std::unique_ptr<System> make_system(const std::string& name, std::string& why) {
   if (name == "ringflow") {
 #if RINGFLOW_BENCH_HAVE_RINGFLOW_SYSTEM
     return make_ringflow_system(why);
+#else
+    why = "not built: the ringflow adapter (bench/harness/ringflow_system.cpp) is not in this tree";
+    return nullptr;
+#endif
+  }
+  if (name == "ringflow_metrics") {  // ringflow with latency sampling on and a 1 s scraper
+#if RINGFLOW_BENCH_HAVE_RINGFLOW_SYSTEM
+    return make_ringflow_metrics_system(why);
 #else
     why = "not built: the ringflow adapter (bench/harness/ringflow_system.cpp) is not in this tree";
     return nullptr;
