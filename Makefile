@@ -38,7 +38,7 @@ format:
 	git ls-files '*.hpp' '*.cpp' | xargs clang-format -i
 
 tidy: release
-	git ls-files 'engine/*.cpp' 'tools/*.cpp' 'connectors/*.cpp' | xargs clang-tidy -p build/release --quiet
+	git ls-files 'engine/*.cpp' 'tools/*.cpp' 'connectors/*.cpp' 'exporters/*.cpp' | xargs clang-tidy -p build/release --quiet
 
 clean:
 	rm -rf build
