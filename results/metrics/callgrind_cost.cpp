@@ -22,9 +22,11 @@ int main(int argc, char** argv) {
   auto p = engine.make_producer();
   const std::byte payload[64] = {};
   for (int i = 0; i < n; ++i)
-    while (p.publish(t, "k", payload) != ringflow::PublishStatus::ok) std::this_thread::yield();
+    while (p.publish(t, "k", payload) != ringflow::PublishStatus::ok)
+      std::this_thread::yield();
   engine.drain();
   const auto s = engine.stats();
-  std::printf("events %llu batches %llu\n", (unsigned long long)s.appended, (unsigned long long)s.batches);
+  std::printf("events %llu batches %llu\n", (unsigned long long)s.appended,
+              (unsigned long long)s.batches);
   engine.stop();
 }
