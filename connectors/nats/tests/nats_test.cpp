@@ -182,7 +182,9 @@ class Server {
   void kill() { child_.reset(); }
   /// A clean shutdown (the server writes its consumers' state).
   void shut_down() {
-    if (child_) child_->terminate(10s);
+    // Generous: a server killed before it has written its consumers' state would redeliver
+    // what was acked (a loaded CI machine can be slow to shut one down).
+    if (child_) child_->terminate(60s);
     child_.reset();
   }
   [[nodiscard]] std::string url() const { return "nats://127.0.0.1:" + std::to_string(port_); }
@@ -305,6 +307,17 @@ bool all_acked(rn::Connection& conn, const std::string& stream, const std::strin
   for (std::uint32_t p = 0; p < partitions; ++p) {
     const ConsumerState st = consumer_state(conn, stream, durable + "_" + std::to_string(p));
     if (st.pending != 0 || st.ack_pending != 0) return false;
+  }
+  return true;
+}
+
+/// Whether every message delivered to the durable consumers has been acknowledged.
+bool none_unacked(rn::Connection& conn, const std::string& stream, const std::string& durable,
+                  std::uint32_t partitions) {
+  for (std::uint32_t p = 0; p < partitions; ++p) {
+    if (consumer_state(conn, stream, durable + "_" + std::to_string(p)).ack_pending != 0) {
+      return false;
+    }
   }
   return true;
 }
@@ -536,6 +549,10 @@ TEST(NatsSource, RestartResumesFromAckedPositions) {
     EXPECT_EQ(rec.order_violations, 0U);
     first = rec.seqs;
     ASSERT_LT(first.size(), kN) << "stopped too late to prove a resume";
+    // The server has every ack of the first run before it is shut down.
+    ASSERT_TRUE(wait_until([&] { return none_unacked(conn, "EV", "ringflow", kParts); }, 20s))
+        << "acks of the first run did not reach the server:"
+        << consumers_text(conn, "EV", "ringflow", kParts);
   }
   server.shut_down();
   server.start();
