@@ -2,8 +2,10 @@
 # Both install missing Debian packages first (scripts/install-deps.sh).
 JOBS ?= $(shell nproc)
 CTEST_ARGS ?=
+FUZZ_SECONDS ?= 60
 
-.PHONY: all deps deps-demo release debug asan tsan demo test test-release test-asan test-tsan format tidy clean
+.PHONY: all deps deps-demo release debug asan tsan fuzz-build demo test test-release test-asan test-tsan \
+        test-fuzz fuzz format tidy clean
 
 all: release
 
@@ -22,8 +24,8 @@ release debug asan tsan: deps
 demo: deps-demo release
 	scripts/demo.sh
 
-test: test-release test-tsan test-asan
-	@echo "ringflow: all test suites passed (release, tsan, asan)"
+test: test-release test-tsan test-asan test-fuzz
+	@echo "ringflow: all test suites passed (release, tsan, asan, fuzz)"
 
 test-release: release
 	ctest --preset release -j $(JOBS) $(CTEST_ARGS)
@@ -33,6 +35,18 @@ test-tsan: tsan
 
 test-asan: asan
 	ctest --preset asan -j $(JOBS) $(CTEST_ARGS)
+
+# libFuzzer targets (tests/fuzz, clang-14): `make fuzz` runs each for FUZZ_SECONDS; CI runs
+# each for 30 s. Any crash, leak or broken invariant fails.
+fuzz-build: deps
+	cmake --preset fuzz >/dev/null
+	cmake --build --preset fuzz -j $(JOBS)
+
+fuzz: fuzz-build
+	FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh
+
+test-fuzz: fuzz-build
+	FUZZ_SECONDS=30 scripts/fuzz.sh
 
 format:
 	git ls-files '*.hpp' '*.cpp' | xargs clang-format -i

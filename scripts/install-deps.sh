@@ -3,7 +3,7 @@
 # (or sudo) when something is missing. Usage: scripts/install-deps.sh [build|demo]
 set -euo pipefail
 what=${1:-build}
-pkgs=(g++ make cmake ninja-build pkg-config git
+pkgs=(g++ clang-14 libclang-rt-14-dev make cmake ninja-build pkg-config git
       libtbb-dev libhwloc-dev hwloc-nox libjemalloc-dev libtomlplusplus-dev libcli11-dev
       libgtest-dev libbenchmark-dev libboost-dev libreaderwriterqueue-dev libconcurrentqueue-dev
       libnats-dev nats-server prometheus-cpp-dev tmux)
