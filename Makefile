@@ -3,9 +3,11 @@
 JOBS ?= $(shell nproc)
 CTEST_ARGS ?=
 FUZZ_SECONDS ?= 60
+SOAK_SECONDS ?= 300
+SOAK_PRESETS ?= tsan asan
 
 .PHONY: all deps deps-demo release debug asan tsan fuzz-build demo test test-release test-asan test-tsan \
-        test-fuzz fuzz format tidy clean
+        test-fuzz fuzz soak format tidy clean
 
 all: release
 
@@ -47,6 +49,20 @@ fuzz: fuzz-build
 
 test-fuzz: fuzz-build
 	FUZZ_SECONDS=30 scripts/fuzz.sh
+
+# The randomized soak (tests/soak) for SOAK_SECONDS under each of SOAK_PRESETS (CI runs a
+# 60-second version inside test-tsan and test-asan). Replay a failure with
+# RINGFLOW_SOAK_SEED=<seed printed by the run>.
+soak: deps
+	set -e; for p in $(SOAK_PRESETS); do \
+	  cmake --preset $$p >/dev/null; \
+	  cmake --build --preset $$p -j $(JOBS) --target ringflow_soak_tests; \
+	  RINGFLOW_SOAK_SECONDS=$(SOAK_SECONDS) \
+	  TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=$(CURDIR)/tests/tsan.supp \
+	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_init_order=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  build/$$p/tests/ringflow_soak_tests; \
+	done
 
 format:
 	git ls-files '*.hpp' '*.cpp' | xargs clang-format -i
