@@ -33,6 +33,36 @@ void load_words(std::byte* dst, const std::byte* src, std::size_t n) noexcept {
   }
 }
 
+// A segment's memory: both parts or neither. A refused allocation leaves the segment
+// unallocated, so a later append can try again and the destructor frees only what was taken.
+// (Templates: the segment type is private to PartitionLog.)
+template <class Segment>
+void allocate_segment(Segment& s, std::pmr::memory_resource* mr, std::size_t segment_bytes,
+                      std::size_t index_slots) {
+  auto* bytes = static_cast<std::byte*>(mr->allocate(segment_bytes, detail::kCacheLine));
+  try {
+    s.index = static_cast<std::uint32_t*>(
+        mr->allocate(index_slots * sizeof(std::uint32_t), alignof(std::uint32_t)));
+  } catch (...) {
+    mr->deallocate(bytes, segment_bytes, detail::kCacheLine);
+    throw;
+  }
+  s.bytes = bytes;
+}
+
+template <class Segments>
+void release_segments(Segments& segments, std::pmr::memory_resource* mr, std::size_t segment_bytes,
+                      std::size_t index_slots) noexcept {
+  for (auto& s : segments) {
+    if (s->bytes != nullptr) {
+      mr->deallocate(s->bytes, segment_bytes, detail::kCacheLine);
+      mr->deallocate(s->index, index_slots * sizeof(std::uint32_t), alignof(std::uint32_t));
+      s->bytes = nullptr;
+      s->index = nullptr;
+    }
+  }
+}
+
 }  // namespace
 
 struct PartitionLog::Segment {
@@ -67,33 +97,31 @@ PartitionLog::PartitionLog(std::uint32_t partition, Options opts, std::pmr::memo
   for (std::size_t i = 0; i < nseg; ++i)
     segments_.push_back(std::make_unique<Segment>());
   if (opts_.preallocate) {
-    for (auto& seg : segments_) {
-      seg->bytes = static_cast<std::byte*>(mr_->allocate(opts_.segment_bytes, detail::kCacheLine));
-      seg->index = static_cast<std::uint32_t*>(
-          mr_->allocate(index_slots_ * sizeof(std::uint32_t), alignof(std::uint32_t)));
-      // Touch every page now: the first append into a segment must not take page faults.
-      std::memset(seg->bytes, 0, opts_.segment_bytes);
-      std::memset(seg->index, 0, index_slots_ * sizeof(std::uint32_t));
+    try {
+      for (auto& seg : segments_) {
+        allocate_segment(*seg, mr_, opts_.segment_bytes, index_slots_);
+        // Touch every page now: the first append into a segment must not take page faults.
+        std::memset(seg->bytes, 0, opts_.segment_bytes);
+        std::memset(seg->index, 0, index_slots_ * sizeof(std::uint32_t));
+      }
+    } catch (...) {
+      // The destructor does not run for a constructor that throws: return what was taken.
+      release_segments(segments_, mr_, opts_.segment_bytes, index_slots_);
+      throw;
     }
   }
 }
 
 PartitionLog::~PartitionLog() {
-  for (auto& s : segments_) {
-    if (s->bytes != nullptr) {
-      mr_->deallocate(s->bytes, opts_.segment_bytes, detail::kCacheLine);
-      mr_->deallocate(s->index, index_slots_ * sizeof(std::uint32_t), alignof(std::uint32_t));
-    }
-  }
+  release_segments(segments_, mr_, opts_.segment_bytes, index_slots_);
 }
 
 void PartitionLog::open_segment(std::size_t i) {
   Segment& s = *segments_[i];
   if (s.bytes == nullptr) {
-    // First use of this segment: the only allocation the log ever makes for it.
-    s.bytes = static_cast<std::byte*>(mr_->allocate(opts_.segment_bytes, detail::kCacheLine));
-    s.index = static_cast<std::uint32_t*>(
-        mr_->allocate(index_slots_ * sizeof(std::uint32_t), alignof(std::uint32_t)));
+    // First use of this segment: the only allocation the log ever makes for it. Done before
+    // anything changes, so a std::bad_alloc leaves the log as it was.
+    allocate_segment(s, mr_, opts_.segment_bytes, index_slots_);
   }
   const std::uint64_t seq = s.seq.load(std::memory_order_relaxed);  // writer owns seq
   s.seq.store(seq + 1, std::memory_order_relaxed);
