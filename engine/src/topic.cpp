@@ -9,11 +9,29 @@ bool segment_char_ok(char c) noexcept {
          c == '-';
 }
 
+// `s` for an error message: bytes outside printable ASCII as \xNN, so that a name holding a
+// NUL or control byte neither cuts what() short nor garbles a terminal.
+std::string printable(std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (const char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c >= 0x20 && c < 0x7f) {
+      out += ch;
+    } else {
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 0xF];
+    }
+  }
+  return out;
+}
+
 std::string check(std::string_view s, bool pattern, std::size_t max_bytes) {
   const char* what = pattern ? "pattern" : "topic name";
   if (s.empty()) return std::string(what) + " is empty";
   if (s.size() > max_bytes) {
-    return std::string(what) + " '" + std::string(s.substr(0, 32)) + "...' is " +
+    return std::string(what) + " '" + printable(s.substr(0, 32)) + "...' is " +
            std::to_string(s.size()) + " bytes long; the limit is " + std::to_string(max_bytes);
   }
   std::size_t start = 0;
@@ -22,7 +40,7 @@ std::string check(std::string_view s, bool pattern, std::size_t max_bytes) {
     const std::size_t dot = s.find('.', start);
     const std::string_view seg =
         s.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
-    const std::string where = " in " + std::string(what) + " '" + std::string(s) + "' (segment " +
+    const std::string where = " in " + std::string(what) + " '" + printable(s) + "' (segment " +
                               std::to_string(seg_no) + ")";
     if (seg.empty()) return "empty segment" + where + ": use '.' only between segments";
     if (seg.size() > kMaxTopicSegmentBytes) {
@@ -36,9 +54,8 @@ std::string check(std::string_view s, bool pattern, std::size_t max_bytes) {
     } else {
       for (const char c : seg) {
         if (!segment_char_ok(c)) {
-          std::string msg = "character '";
-          msg += c;
-          msg += "' not allowed" + where + ": use letters, digits, '_' and '-'";
+          std::string msg = "character '" + printable(std::string_view(&c, 1)) + "' not allowed" +
+                            where + ": use letters, digits, '_' and '-'";
           if (!pattern && (c == '*' || c == '>')) msg += " (wildcards only in subscriptions)";
           return msg;
         }

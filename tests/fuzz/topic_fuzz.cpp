@@ -7,7 +7,8 @@
 //   - for a name n (a pattern without wildcards): topic_matches(p, n) == pattern_covers(p, n);
 //   - covering is sound: pattern_covers(g, p) && topic_matches(p, n) => topic_matches(g, n);
 //   - "<first k segments of p>.>" covers p when p has more than k segments;
-//   - the name made from p by replacing each '*' with "x" and '>' with "x.y" matches p.
+//   - the name made from p by replacing each '*' with "x" and '>' with "x.y" matches p;
+//   - a refusal's reason is printable ASCII (the input's bytes are escaped).
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -48,7 +49,18 @@ std::string join(const std::vector<std::string_view>& segs, std::size_t n) {
   return out;
 }
 
+/// A refusal's reason is printable ASCII: a NUL or control byte of the input must not cut
+/// what() short or reach a terminal raw.
+void check_reason(const std::string& why) {
+  for (const char c : why) {
+    RINGFLOW_FUZZ_CHECK(c >= 0x20 && c < 0x7f, "a reason holds a non-printable byte");
+  }
+}
+
 void check_name(std::string_view n) {
+  check_reason(check_topic_name(n));
+  check_reason(check_dead_letter_topic_name(n));
+  check_reason(check_topic_pattern(n));
   const bool valid = check_topic_name(n).empty();
   const bool valid_dlq = check_dead_letter_topic_name(n).empty();
   if (valid) {
