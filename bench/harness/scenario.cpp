@@ -81,9 +81,11 @@ class Reader {
 
   std::int64_t integer(std::string_view key, const toml::node& n, std::int64_t lo,
                        std::int64_t hi) const {
+    // The type first: value<int64_t>() would convert a float, and a float like 1e308 does not
+    // fit in an int64_t (undefined behaviour; found by fuzz_scenario).
+    if (!n.is_integer()) fail(key, &n, "expected an integer, got " + std::string(type_name(n)));
     const auto v = n.value<std::int64_t>();
-    if (!n.is_integer() || !v)
-      fail(key, &n, "expected an integer, got " + std::string(type_name(n)));
+    if (!v) fail(key, &n, "expected an integer, got " + std::string(type_name(n)));
     if (*v < lo || *v > hi) {
       fail(key, &n,
            "must be between " + std::to_string(lo) + " and " + std::to_string(hi) + ", got " +
