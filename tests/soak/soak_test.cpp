@@ -286,6 +286,10 @@ class Round {
     c.partitions = static_cast<std::uint32_t>(1U << rng_.below(3));  // 1, 2, 4
     c.shards = static_cast<std::uint32_t>(1 + rng_.below(std::min<std::uint32_t>(c.partitions, 2)));
     c.graph_workers_per_shard = rng_.chance(0.25) ? 1 : 0;
+#if defined(RINGFLOW_TSAN)
+    // Debian's oneTBB is not instrumented: under TSan no TBB worker threads (tests/tsan.supp).
+    c.graph_workers_per_shard = 0;
+#endif
     c.max_producers = 8;
     c.ring_capacity = std::size_t{1} << (3 + rng_.below(10));  // 8 .. 4096
     c.batch_size = std::min<std::size_t>(c.ring_capacity,
