@@ -48,7 +48,7 @@ fuzz: fuzz-build
 	FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh
 
 test-fuzz: fuzz-build
-	FUZZ_SECONDS=30 scripts/fuzz.sh
+	FUZZ_SECONDS=30 FUZZ_SEED=1 scripts/fuzz.sh
 
 # The randomized soak (tests/soak) for SOAK_SECONDS under each of SOAK_PRESETS (CI runs a
 # 60-second version inside test-tsan and test-asan). Replay a failure with

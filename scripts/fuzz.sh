@@ -3,6 +3,8 @@
 # the other, and fails if any of them finds a crash, leak, timeout or broken invariant.
 #   FUZZ_SECONDS  seconds per target (default 60)
 #   FUZZ_TARGETS  which targets (default: all four)
+#   FUZZ_SEED     libFuzzer's -seed (CI fixes it, so a CI run explores the same inputs as a run
+#                 here; unset: a new seed each run)
 # Inputs it finds go to build/fuzz/work/<target>/corpus (the seeds in tests/fuzz/corpus/<target>
 # are read, never written); a crashing input lands in build/fuzz/work/<target>/artifacts/: copy
 # it into tests/fuzz/corpus/<target>/ as a regression input once the bug is fixed.
@@ -20,6 +22,7 @@ for t in $targets; do
   mkdir -p "$work/$t/corpus" "$work/$t/artifacts"
   args=(-max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
         -artifact_prefix="$work/$t/artifacts/")
+  if [ -n "${FUZZ_SEED:-}" ]; then args+=(-seed="$FUZZ_SEED"); fi
   case $t in
     fuzz_config|fuzz_scenario) args+=(-dict=tests/fuzz/toml.dict -max_len=4096) ;;
     fuzz_topic) args+=(-dict=tests/fuzz/fuzz_topic.dict -max_len=800) ;;
