@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <string>
 #include <thread>
 
@@ -38,7 +39,7 @@ TEST(MetricsSnapshot, AgreesWithStatsAfterDrainWhileScrapedConcurrently) {
   engine.start();
 
   std::atomic<bool> done{false};
-  std::uint64_t scrapes = 0;
+  std::atomic<std::uint64_t> scrapes{0};
   std::thread scraper([&] {
     // Acquire: pairs with the release below; nothing else is ordered by it.
     while (!done.load(std::memory_order_acquire)) {
@@ -46,9 +47,19 @@ TEST(MetricsSnapshot, AgreesWithStatsAfterDrainWhileScrapedConcurrently) {
       ASSERT_EQ(s.families.size(), ringflow::kMetricCount);
       // Monotonic facts that hold at any instant.
       EXPECT_LE(s.total(Metric::processed), static_cast<std::uint64_t>(kEvents));
-      ++scrapes;
+      scrapes.fetch_add(1, std::memory_order_relaxed);  // a count; ordered by the join below
     }
   });
+  // The scraper runs while events flow: wait (bounded) for its first snapshot before publishing,
+  // so a busy machine cannot run the whole workload before the scraper is scheduled.
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (scrapes.load(std::memory_order_relaxed) == 0 && std::chrono::steady_clock::now() < until)
+    std::this_thread::yield();
+  if (scrapes.load() == 0) {
+    done.store(true, std::memory_order_release);
+    scraper.join();
+    FAIL() << "the scraper thread did not run within 30 s";
+  }
 
   auto producer = engine.make_producer();
   std::uint64_t ok = 0;
@@ -63,7 +74,7 @@ TEST(MetricsSnapshot, AgreesWithStatsAfterDrainWhileScrapedConcurrently) {
   engine.drain();
   done.store(true, std::memory_order_release);
   scraper.join();
-  EXPECT_GT(scrapes, 0U);
+  EXPECT_GT(scrapes.load(), 0U);
 
   const ringflow::EngineStats st = engine.stats();
   const ringflow::MetricsSnapshot s = engine.metrics();
