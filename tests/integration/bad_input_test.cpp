@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "ringflow/ringflow.hpp"
+#include "support/bounded.hpp"
 
 namespace {
 
@@ -37,21 +38,7 @@ EngineConfig small_config() {
   return c;
 }
 
-/// Runs `fn` on its own thread and waits at most `limit` for it (a hang exits with a message).
-template <class F>
-void bounded(const char* what, std::chrono::seconds limit, F fn) {
-  std::packaged_task<void()> task(std::move(fn));
-  auto done = task.get_future();
-  std::thread t(std::move(task));
-  if (done.wait_for(limit) != std::future_status::ready) {
-    std::fprintf(stderr, "FAILED: %s did not return within %lld s (hang)\n", what,
-                 static_cast<long long>(limit.count()));
-    std::fflush(stderr);
-    std::_Exit(1);
-  }
-  t.join();
-  done.get();
-}
+using ringflow::test::bounded;
 
 /// `fn` throws E whose what() contains `needle`.
 template <class E, class F>
@@ -84,7 +71,8 @@ TEST(BadInput, TopicNamesAreRefusedWithTheReasonAndNothingIsRegistered) {
   expect_throw_naming<std::invalid_argument>([&] { (void)engine.add_topic("orders created"); },
                                              "character ' ' not allowed");
   expect_throw_naming<std::invalid_argument>(
-      [&] { (void)engine.add_topic(std::string("orders\0x", 8)); }, "character '\\x00' not allowed");
+      [&] { (void)engine.add_topic(std::string("orders\0x", 8)); },
+      "character '\\x00' not allowed");
   expect_throw_naming<std::invalid_argument>([&] { (void)engine.add_topic("orders.>"); },
                                              "wildcards only in subscriptions");
   expect_throw_naming<std::invalid_argument>([&] { (void)engine.add_topic(".orders"); },

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "ringflow/ringflow.hpp"
+#include "support/bounded.hpp"
 
 namespace {
 
@@ -39,22 +40,7 @@ EngineConfig small_config() {
   return c;
 }
 
-/// Runs `fn` on its own thread and waits at most `limit` for it; a call that does not return
-/// is a hang: reported, and the process exits (a hung engine thread cannot be joined).
-template <class F>
-void bounded(const char* what, std::chrono::seconds limit, F fn) {
-  std::packaged_task<void()> task(std::move(fn));
-  auto done = task.get_future();
-  std::thread t(std::move(task));
-  if (done.wait_for(limit) != std::future_status::ready) {
-    std::fprintf(stderr, "FAILED: %s did not return within %lld s (hang)\n", what,
-                 static_cast<long long>(limit.count()));
-    std::fflush(stderr);
-    std::_Exit(1);
-  }
-  t.join();
-  done.get();
-}
+using ringflow::test::bounded;
 
 /// Waits (yielding) until `pred` holds, at most `limit`; false on timeout.
 template <class P>

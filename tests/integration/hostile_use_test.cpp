@@ -17,6 +17,7 @@
 
 #include "ringflow/detail/membarrier.hpp"
 #include "ringflow/ringflow.hpp"
+#include "support/bounded.hpp"
 
 namespace {
 
@@ -43,23 +44,7 @@ EngineConfig small_config(std::uint32_t partitions = 4, std::uint32_t shards = 1
   return c;
 }
 
-/// Runs `fn` on its own thread and waits at most `limit` for it. A call that does not return
-/// in time is a hang: the test reports it and the process exits at once (a hung engine thread
-/// cannot be joined), instead of sitting until the ctest timeout.
-template <class F>
-void bounded(const char* what, std::chrono::seconds limit, F fn) {
-  std::packaged_task<void()> task(std::move(fn));
-  auto done = task.get_future();
-  std::thread t(std::move(task));
-  if (done.wait_for(limit) != std::future_status::ready) {
-    std::fprintf(stderr, "FAILED: %s did not return within %lld s (hang)\n", what,
-                 static_cast<long long>(limit.count()));
-    std::fflush(stderr);
-    std::_Exit(1);
-  }
-  t.join();
-  done.get();  // rethrows what fn threw
-}
+using ringflow::test::bounded;
 
 /// Publishes on its own thread until told to stop; counts what was accepted.
 class Publisher {
