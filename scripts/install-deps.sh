@@ -6,7 +6,7 @@ what=${1:-build}
 pkgs=(g++ clang-14 libclang-rt-14-dev make cmake ninja-build pkg-config git
       libtbb-dev libhwloc-dev hwloc-nox libjemalloc-dev libtomlplusplus-dev libcli11-dev
       libgtest-dev libbenchmark-dev libboost-dev libreaderwriterqueue-dev libconcurrentqueue-dev
-      libnats-dev nats-server prometheus-cpp-dev tmux)
+      libnats-dev nats-server prometheus-cpp-dev tmux libisal-dev libssl-dev nlohmann-json3-dev)
 if [ "$what" = demo ]; then
   pkgs+=(python3 python3-matplotlib)
 fi
