@@ -13,6 +13,7 @@
 #include "ringflow/numa_memory.hpp"
 #include "ringflow/topic.hpp"
 #include "ringflow/topology.hpp"
+#include "logger.hpp"
 #include "shard.hpp"
 
 namespace ringflow {
@@ -59,6 +60,7 @@ struct Engine::Impl {
   std::vector<std::uint8_t> topic_flags;      ///< by topic, read by publish() (PublishContext)
   std::atomic<std::uint64_t> subscribe_denied{0};  ///< statistic
   std::atomic<std::uint64_t> late_replies{0};      ///< statistic: reply() after the request ended
+  LogSink log_sink = stderr_log_sink(LogLevel::warn);  ///< fixed once started
 
   /// Compiles a restricted producer's grants to one flag per topic (under `lifecycle`).
   void compile_grants(detail::ProducerState& st) const {
@@ -473,7 +475,8 @@ void Engine::start() {
                        m.producers.get(),
                        &m.producer_count,
                        &m.logs,
-                       &m.dead_letter_of};
+                       &m.dead_letter_of,
+                       &m.log_sink};
   for (std::uint32_t s = 0; s < m.cfg.shards; ++s) {
     m.shards.push_back(std::make_unique<detail::Shard>(env, s, m.plan.shards[s],
                                                        m.plan.graph_worker_pus(s), m.plan.pinning));
@@ -486,6 +489,17 @@ void Engine::start() {
   m.ctx.running.store(1, std::memory_order_release);
   m.state = State::running;
   m.state_atomic.store(State::running, std::memory_order_release);
+  std::string line = "started: " + std::to_string(m.cfg.shards) + " shard(s), " +
+                     std::to_string(m.logs.size()) + " partition(s), " +
+                     std::to_string(m.topic_names.size()) + " topic(s), " +
+                     std::to_string(m.subscriptions.size()) + " subscription(s)";
+  detail::Logger(&m.log_sink).log(LogLevel::info, "engine", line);
+}
+
+void Engine::set_log_sink(LogSink sink) {
+  std::lock_guard lock(impl_->lifecycle);
+  impl_->require(State::created, "set_log_sink()");
+  impl_->log_sink = std::move(sink);
 }
 
 void Engine::Impl::drain_retries(std::uint64_t upto) const {
@@ -585,6 +599,7 @@ void Engine::stop() {
   }
   m.state = State::stopped;
   m.state_atomic.store(State::stopped, std::memory_order_release);
+  detail::Logger(&m.log_sink).log(LogLevel::info, "engine", "stopped: every accepted event processed");
 }
 
 Engine::State Engine::state() const noexcept {

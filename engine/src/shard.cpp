@@ -6,6 +6,7 @@
 #include <cstring>
 #include <exception>
 
+#include "logger.hpp"
 #include "pinned_arena.hpp"
 #include "ringflow/clock.hpp"
 #include "ringflow/topology.hpp"
@@ -95,7 +96,13 @@ void Shard::run() {
   (void)pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
   if (pin_ && placement_.pu_os_index >= 0) {
     const PinResult r = pin_current_thread_to_pu(placement_.pu_os_index);
-    if (!r) pin_note_ = r.reason;
+    if (!r) {
+      pin_note_ = r.reason;
+      Logger(env_.log_sink)
+          .log(LogLevel::warn, "placement",
+               "shard " + std::to_string(id_) + " not pinned to PU " +
+                   std::to_string(placement_.pu_os_index) + ": " + r.reason);
+    }
   }
   arena_ = std::make_unique<PinnedArena>(graph_pus_, pin_);
   // The flow graph only pays off when graph workers can run subscriptions in parallel.

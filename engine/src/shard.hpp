@@ -151,6 +151,7 @@ struct ShardEnv {
   std::atomic<std::uint32_t>* producer_count;
   std::vector<std::unique_ptr<PartitionLog>>* logs;     ///< by partition
   const std::vector<std::uint32_t>* dead_letter_topic;  ///< by topic id
+  const LogSink* log_sink;                              ///< the engine's (lifecycle, errors)
 };
 
 /// Saturating signed addition (due times: now + a handler's delay may not overflow).

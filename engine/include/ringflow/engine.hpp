@@ -46,6 +46,7 @@
 
 #include "ringflow/access.hpp"
 #include "ringflow/config.hpp"
+#include "ringflow/log.hpp"
 #include "ringflow/event.hpp"
 #include "ringflow/metrics.hpp"
 #include "ringflow/outcome.hpp"
@@ -233,6 +234,11 @@ class Engine {
     return reply(event, std::span<const std::byte>(
                             reinterpret_cast<const std::byte*>(payload.data()), payload.size()));
   }
+
+  /// Where lifecycle and error records go (log.hpp): start, plan and pinning, stop, handler
+  /// exceptions (rate limited), stalled handlers. Before start() (std::logic_error after); an
+  /// empty sink drops everything. Default: stderr_log_sink(LogLevel::warn).
+  void set_log_sink(LogSink sink);
 
   void start();
   void drain();

@@ -7,6 +7,8 @@
 #include "ringflow/engine.hpp"
 #include "ringflow/event.hpp"
 #include "ringflow/key_hash.hpp"
+#include "ringflow/log.hpp"
+#include "ringflow/metrics.hpp"
 #include "ringflow/outcome.hpp"
 #include "ringflow/partition_log.hpp"
 #include "ringflow/pipeline.hpp"
