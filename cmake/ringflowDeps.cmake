@@ -33,6 +33,16 @@ if(RINGFLOW_WITH_JEMALLOC)
   endif()
 endif()
 
+# The write-ahead log: CRC32C from ISA-L, AES-256-GCM and SHA-256 from OpenSSL 3's libcrypto.
+pkg_check_modules(ISAL QUIET IMPORTED_TARGET GLOBAL libisal)
+if(NOT ISAL_FOUND)
+  ringflow_missing("ISA-L (libisal, CRC32C for the write-ahead log)" libisal-dev)
+endif()
+find_package(OpenSSL 3 QUIET COMPONENTS Crypto)
+if(NOT OPENSSL_FOUND)
+  ringflow_missing("OpenSSL 3 libcrypto (AES-256-GCM for the write-ahead log)" libssl-dev)
+endif()
+
 find_package(tomlplusplus 3 QUIET CONFIG)
 if(NOT tomlplusplus_FOUND)
   ringflow_missing("toml++ 3 (tomlplusplus::tomlplusplus)" libtomlplusplus-dev)
