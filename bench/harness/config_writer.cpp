@@ -17,7 +17,10 @@ std::string cores(const std::vector<int>& v) {
 
 std::string quoted(std::string_view s) {
   std::string q(1, '"');
-  q += s;
+  for (const char ch : s) {
+    if (ch == '"' || ch == '\\') q += '\\';  // a TOML basic string (paths may hold either)
+    q += ch;
+  }
   q += '"';
   return q;
 }
@@ -53,6 +56,12 @@ std::vector<std::pair<std::string, std::string>> settings(const ringflow::Engine
       {"idempotency.window", to_string(c.idempotency_window)},
       {"idempotency.window_ms", to_string(c.idempotency_window_age.count())},
       {"retry.capacity", to_string(c.retry_capacity)},
+      {"wal.mode", quoted(to_string(c.wal_mode))},
+      {"wal.dir", quoted(std::string_view(c.wal_dir))},
+      {"wal.segment_bytes", to_string(c.wal_segment_bytes)},
+      {"wal.interval_ms", to_string(c.wal_interval.count())},
+      {"wal.key_file", quoted(std::string_view(c.wal_key_file))},
+      {"wal.key_env", quoted(std::string_view(c.wal_key_env))},
       {"affinity.pin_threads", boolean(c.pin_threads)},
   };
 }

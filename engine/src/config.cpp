@@ -104,6 +104,20 @@ std::string_view to_string(AllocatorKind a) noexcept {
   return "?";
 }
 
+std::string_view to_string(WalMode m) noexcept {
+  switch (m) {
+    case WalMode::off:
+      return "off";
+    case WalMode::os:
+      return "os";
+    case WalMode::interval:
+      return "interval";
+    case WalMode::sync:
+      return "sync";
+  }
+  return "?";
+}
+
 // ---------------------------------------------------------------------------------------------
 // Parsing
 
@@ -132,6 +146,8 @@ constexpr std::array kBounds{
     Bounds{"log.retention_bytes", 0, std::uint64_t{1} << 50},
     Bounds{"idempotency.window", 0, std::uint64_t{1} << 24},
     Bounds{"retry.capacity", 1, std::uint64_t{1} << 24},
+    Bounds{"wal.segment_bytes", 1 << 20, std::uint64_t{1} << 32},
+    Bounds{"wal.interval_ms", 1, 60'000},
 };
 
 constexpr const Bounds* find_bounds(std::string_view key) {
@@ -264,6 +280,16 @@ KeySpec core_list_key(std::string_view key, std::vector<int> EngineConfig::*fiel
           }};
 }
 
+KeySpec string_key(std::string_view key, std::string EngineConfig::*field) {
+  return {key, [field](const toml::node& n, EngineConfig& c, const Report& report) {
+            if (!n.is_string()) {
+              report(n, "expected a string in quotes, got " + type_name(n));
+              return;
+            }
+            c.*field = n.as_string()->get();
+          }};
+}
+
 template <typename Dur>
 KeySpec duration_key(std::string_view key, Dur EngineConfig::*field) {
   const Bounds* b = find_bounds(key);  // null: no upper bound (0 = no limit)
@@ -322,6 +348,16 @@ const std::vector<KeySpec>& key_specs() {
       uint_key("idempotency.window", &E::idempotency_window),
       duration_key("idempotency.window_ms", &E::idempotency_window_age),
       uint_key("retry.capacity", &E::retry_capacity),
+      enum_key("wal.mode", &E::wal_mode,
+               std::array<std::pair<std::string_view, WalMode>, 4>{{{"off", WalMode::off},
+                                                                    {"os", WalMode::os},
+                                                                    {"interval", WalMode::interval},
+                                                                    {"sync", WalMode::sync}}}),
+      string_key("wal.dir", &E::wal_dir),
+      uint_key("wal.segment_bytes", &E::wal_segment_bytes),
+      duration_key("wal.interval_ms", &E::wal_interval),
+      string_key("wal.key_file", &E::wal_key_file),
+      string_key("wal.key_env", &E::wal_key_env),
       bool_key("affinity.pin_threads", &E::pin_threads),
   };
   return specs;
@@ -766,6 +802,29 @@ std::vector<ConfigIssue> check_config(const EngineConfig& cfg, const Topology& t
   }
   if (cfg.retention_age.count() < 0) {
     issue("log.retention_age_ms", "must not be negative (0 = no age limit)");
+  }
+
+  // [wal]
+  if (cfg.wal_mode != WalMode::off) {
+    if (cfg.wal_dir.empty()) {
+      issue("wal.mode", "\"" + std::string(to_string(cfg.wal_mode)) +
+                            "\" needs wal.dir (the directory holding the log files)");
+    }
+    range("wal.segment_bytes", cfg.wal_segment_bytes);
+    const Bounds ib = bounds_of("wal.interval_ms");
+    const auto ms = cfg.wal_interval.count();
+    if (ms < static_cast<std::int64_t>(ib.lo) || static_cast<std::uint64_t>(ms) > ib.hi) {
+      issue("wal.interval_ms", out_of_range(std::to_string(ms), ib));
+    }
+    if (!cfg.wal_key_file.empty() && !cfg.wal_key_env.empty()) {
+      issue("wal.key_file",
+            "give the encryption key either as wal.key_file or as wal.key_env, "
+            "not both");
+    }
+  } else if (!cfg.wal_key_file.empty() || !cfg.wal_key_env.empty()) {
+    issue("wal.mode",
+          "a key is set (wal.key_file/wal.key_env) but wal.mode is \"off\": nothing "
+          "would be written; set a mode or remove the key");
   }
   return issues;
 }

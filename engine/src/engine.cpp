@@ -8,13 +8,14 @@
 #include <thread>
 #include <unordered_map>
 
+#include "logger.hpp"
 #include "ringflow/clock.hpp"
 #include "ringflow/detail/membarrier.hpp"
 #include "ringflow/numa_memory.hpp"
 #include "ringflow/topic.hpp"
 #include "ringflow/topology.hpp"
-#include "logger.hpp"
 #include "shard.hpp"
+#include "store/wal/durability.hpp"
 
 namespace ringflow {
 
@@ -82,6 +83,10 @@ struct Engine::Impl {
   std::vector<std::uint8_t> producer_in_use;
 
   std::vector<std::unique_ptr<PartitionLog>> logs;
+  /// The write-ahead log (wal.mode != off): after the logs (it reads them), before the shards
+  /// (they append under its floors), so it is destroyed between the two.
+  std::unique_ptr<detail::Durability> wal;
+  std::vector<std::vector<detail::RecoveredKey>> recovered_keys;  ///< by partition, start()
   std::vector<std::unique_ptr<detail::Shard>> shards;
   std::vector<std::pmr::memory_resource*> shard_memory;
 
@@ -468,6 +473,21 @@ void Engine::start() {
   for (std::uint32_t p = 0; p < m.producer_count.load(std::memory_order_relaxed); ++p) {
     m.compile_grants(*m.producers[p]);  // producers made before start(); topics are final now
   }
+  if (m.cfg.wal_mode != WalMode::off && !m.wal) {
+    // Recovery runs before any shard exists: the logs, offsets and idempotency windows are
+    // rebuilt from disk, then the writers follow the logs from where they ended.
+    auto wal = std::make_unique<detail::Durability>(m.cfg, &m.log_sink);
+    const detail::RecoverySummary r = wal->recover(m.logs, m.topic_names, m.recovered_keys);
+    if (r.records != 0 || r.truncations != 0) {
+      detail::Logger(&m.log_sink)
+          .log(LogLevel::info, "wal",
+               "recovery: " + std::to_string(r.records) + " events, " + std::to_string(r.bytes) +
+                   " bytes scanned in " + std::to_string(r.seconds) + " s, " +
+                   std::to_string(r.truncations) + " tail(s) truncated");
+    }
+    m.wal = std::move(wal);
+    m.wal->start(m.producers.get(), &m.producer_count);
+  }
   detail::ShardEnv env{&m.cfg,
                        &m.ctx,
                        &m.pipeline,
@@ -476,7 +496,9 @@ void Engine::start() {
                        &m.producer_count,
                        &m.logs,
                        &m.dead_letter_of,
-                       &m.log_sink};
+                       &m.log_sink,
+                       &m.recovered_keys,
+                       m.wal != nullptr};
   for (std::uint32_t s = 0; s < m.cfg.shards; ++s) {
     m.shards.push_back(std::make_unique<detail::Shard>(env, s, m.plan.shards[s],
                                                        m.plan.graph_worker_pus(s), m.plan.pinning));
@@ -577,6 +599,7 @@ void Engine::stop() {
     m.ctx.running.store(0, std::memory_order_relaxed);
   }
   detail::heavy_barrier();
+  if (m.wal) m.wal->begin_stop();  // a log that cannot be written must not hold the drain up
   // 2. Wait out publishes that passed their check before the barrier.
   const std::uint32_t n = m.producer_count.load(std::memory_order_acquire);
   for (std::uint32_t p = 0; p < n; ++p) {
@@ -591,6 +614,8 @@ void Engine::stop() {
     sh->request_exit();
   for (auto& sh : m.shards)
     sh->join();
+  // The shards have left: the log's writers write (and sync) what is left, then leave too.
+  if (m.wal) m.wal->stop();
   std::lock_guard lock(m.lifecycle);
   // Every request still pending ends now: nothing waits forever.
   for (std::uint32_t p = 0; p < m.producer_count.load(std::memory_order_relaxed); ++p) {
@@ -599,7 +624,8 @@ void Engine::stop() {
   }
   m.state = State::stopped;
   m.state_atomic.store(State::stopped, std::memory_order_release);
-  detail::Logger(&m.log_sink).log(LogLevel::info, "engine", "stopped: every accepted event processed");
+  detail::Logger(&m.log_sink)
+      .log(LogLevel::info, "engine", "stopped: every accepted event processed");
 }
 
 Engine::State Engine::state() const noexcept {
@@ -654,6 +680,7 @@ EngineStats Engine::Impl::stats() const {
     out.filtered += c.filtered.get();
     out.stage_failures += c.stage_failures.get();
     out.batches += c.batches.get();
+    out.wal_waits += c.wal_waits.get();
     out.retries += c.retries.get();
     out.duplicates += c.duplicates.get();
     for (std::size_t r = 0; r < 4; ++r)
@@ -669,6 +696,11 @@ EngineStats Engine::Impl::stats() const {
     out.evicted_segments += l->evicted_segments();
   out.subscribe_denied = subscribe_denied.load(std::memory_order_relaxed);  // statistic
   out.late_replies = late_replies.load(std::memory_order_relaxed);          // statistic
+  if (wal) {
+    out.wal_bytes_written = wal->bytes_written();
+    out.wal_syncs = wal->syncs();
+    out.wal_failing = wal->failing();
+  }
   return out;
 }
 
@@ -710,6 +742,78 @@ Producer& Producer::operator=(Producer&& other) noexcept {
 
 Producer::~Producer() {
   if (state_ != nullptr) engine_->release_producer(state_);
+}
+
+std::string_view to_string(DurableStatus s) noexcept {
+  switch (s) {
+    case DurableStatus::durable:
+      return "durable";
+    case DurableStatus::timed_out:
+      return "timed_out";
+    case DurableStatus::wal_off:
+      return "wal_off";
+    case DurableStatus::failed:
+      return "failed";
+  }
+  return "?";
+}
+
+DurableMark Producer::last_mark() const noexcept {
+  if (state_ == nullptr) return {};
+  const std::uint32_t ring = state_->last_ring;
+  // Relaxed: the producer's own counter (it wrote it).
+  return DurableMark{ring, state_->pushed[ring].load(std::memory_order_relaxed)};
+}
+
+bool Producer::is_durable(DurableMark mark) const noexcept {
+  if (state_ == nullptr || mark.count == 0) return mark.count == 0;
+  const detail::RingPair& rp = *state_->rings[mark.ring / detail::kLanes];
+  // Acquire: pairs with the log writer's release once the files hold the event.
+  return rp.durable[mark.ring % detail::kLanes].load(std::memory_order_acquire) >= mark.count;
+}
+
+DurableStatus Producer::wait_durable(DurableMark mark, std::int64_t deadline_ns) const {
+  if (engine_ == nullptr || engine_->config().wal_mode == WalMode::off) {
+    return DurableStatus::wal_off;
+  }
+  for (std::uint32_t spins = 0;; ++spins) {
+    if (is_durable(mark)) return DurableStatus::durable;
+    if (engine_->impl_->wal && engine_->impl_->wal->failed()) return DurableStatus::failed;
+    if (now_ns() >= deadline_ns) return DurableStatus::timed_out;
+    if (spins < 64) {
+      cpu_relax();
+    } else if (spins < 256) {
+      std::this_thread::yield();
+    } else {
+      std::this_thread::sleep_for(std::chrono::microseconds(20));
+    }
+  }
+}
+
+DurableStatus Producer::wait_all_durable(std::int64_t deadline_ns) const {
+  if (engine_ == nullptr || engine_->config().wal_mode == WalMode::off) {
+    return DurableStatus::wal_off;
+  }
+  const std::size_t rings = state_->rings.size() * detail::kLanes;
+  for (std::size_t r = 0; r < rings; ++r) {
+    // Relaxed: the producer's own counters.
+    const DurableMark m{static_cast<std::uint32_t>(r),
+                        state_->pushed[r].load(std::memory_order_relaxed)};
+    const DurableStatus st = wait_durable(m, deadline_ns);
+    if (st != DurableStatus::durable) return st;
+  }
+  return DurableStatus::durable;
+}
+
+std::uint64_t Engine::durable_offset(std::uint32_t partition) const {
+  if (partition >= impl_->logs.size()) {
+    throw std::out_of_range("ringflow::Engine::durable_offset: partition " +
+                            std::to_string(partition) + " of " +
+                            std::to_string(impl_->logs.size()));
+  }
+  // Acquire: state running/stopped was published after the log was created (start()).
+  if (!impl_->wal || state() == State::created) return 0;
+  return impl_->wal->durable_offset(partition);
 }
 
 ProducerStats Producer::stats() const noexcept {

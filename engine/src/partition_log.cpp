@@ -5,6 +5,9 @@
 #include <new>
 #include <stdexcept>
 #include <string>
+#include <thread>
+
+#include "ringflow/wait_strategy.hpp"
 
 namespace ringflow {
 
@@ -123,6 +126,22 @@ void PartitionLog::open_segment(std::size_t i) {
     // anything changes, so a std::bad_alloc leaves the log as it was.
     allocate_segment(s, mr_, opts_.segment_bytes, index_slots_);
   }
+  if (floor_ != nullptr && s.live.load(std::memory_order_relaxed)) {
+    // Never evict what the write-ahead log has not made durable: wait for its writer (another
+    // thread that only reads this log, so it cannot be waiting for us). The shard stops
+    // ingesting before it gets here (durable_headroom()); this covers dead letters appended
+    // within a batch. A released floor (the engine stopping with a failed log) waits no more.
+    const std::uint64_t end =
+        s.base.load(std::memory_order_relaxed) + s.count.load(std::memory_order_relaxed);
+    for (std::uint32_t spins = 0; !floor_covers(end); ++spins) {
+      if (spins == 0) floor_waits_.fetch_add(1, std::memory_order_relaxed);  // statistic
+      if (spins < 64) {
+        cpu_relax();
+      } else {
+        std::this_thread::sleep_for(std::chrono::microseconds(50));
+      }
+    }
+  }
   const std::uint64_t seq = s.seq.load(std::memory_order_relaxed);  // writer owns seq
   s.seq.store(seq + 1, std::memory_order_relaxed);
   // Release fence: a reader that sees any byte written below also sees seq odd (or changed).
@@ -202,6 +221,33 @@ const detail::RecordHeader* PartitionLog::append(const detail::RecordHeader& hea
   return reinterpret_cast<const detail::RecordHeader*>(dst);
 }
 
+void PartitionLog::set_durable_floor(const DurableFloor* floor) noexcept {
+  floor_ = floor;
+}
+
+void PartitionLog::start_at(std::uint64_t offset) {
+  if (started_ || end_offset_.load(std::memory_order_relaxed) != 0) {
+    throw std::logic_error("PartitionLog::start_at: the log already holds records");
+  }
+  // Relaxed: before the log is shared (the engine recovers before start()).
+  end_offset_.store(offset, std::memory_order_relaxed);
+  first_offset_.store(offset, std::memory_order_relaxed);
+}
+
+bool PartitionLog::floor_covers(std::uint64_t end) const noexcept {
+  // Acquire: pairs with the WAL writer's release of the durable offset (statistic-free path).
+  return floor_->released.load(std::memory_order_acquire) ||
+         floor_->offset.load(std::memory_order_acquire) >= end;
+}
+
+bool PartitionLog::durable_headroom() const noexcept {
+  if (floor_ == nullptr || !started_) return true;
+  // Everything before the head segment must be written: the log's writer then lags by at
+  // most about one segment (which bounds the time to a durable acknowledgement however much
+  // memory retention has), and the segment appends move into next never waits.
+  return floor_covers(segments_[head_]->base.load(std::memory_order_relaxed));  // writer owns base
+}
+
 void PartitionLog::evict_older_than(std::int64_t cutoff_ns) noexcept {
   if (!started_) return;
   // Oldest first: the segment after head_ in ring order, skipping unused ones.
@@ -209,6 +255,10 @@ void PartitionLog::evict_older_than(std::int64_t cutoff_ns) noexcept {
     Segment& s = *segments_[(head_ + step) % segments_.size()];
     if (!s.live.load(std::memory_order_relaxed)) continue;
     if (s.newest_ingest.load(std::memory_order_relaxed) >= cutoff_ns) return;
+    if (floor_ != nullptr && !floor_covers(s.base.load(std::memory_order_relaxed) +
+                                           s.count.load(std::memory_order_relaxed))) {
+      return;  // not yet durable: age retention waits for the write-ahead log
+    }
     const std::uint64_t seq = s.seq.load(std::memory_order_relaxed);
     s.seq.store(seq + 1, std::memory_order_relaxed);
     std::atomic_thread_fence(std::memory_order_release);
@@ -223,10 +273,14 @@ void PartitionLog::evict_older_than(std::int64_t cutoff_ns) noexcept {
 
 // ---------------------------------------------------------------------------------------------
 
-bool PartitionReader::copy_record(std::uint64_t offset, StoredEvent& out) const {
+std::size_t PartitionReader::copy_raw(std::uint64_t offset, std::byte* buf) const noexcept {
   const PartitionLog& log = *log_;
-  for (const auto& sp : log.segments_) {
-    const PartitionLog::Segment& s = *sp;
+  const std::size_t nseg = log.segments_.size();
+  // Start where the last record was found: a reader moving forward finds the next one in the
+  // same segment or the one after, instead of scanning every segment per record.
+  for (std::size_t step = 0; step < nseg; ++step) {
+    const std::size_t idx = (seg_hint_ + step) % nseg;
+    const PartitionLog::Segment& s = *log.segments_[idx];
     // Acquire: pairs with the writer's final release store of seq in open_segment().
     const std::uint64_t seq1 = s.seq.load(std::memory_order_acquire);
     if ((seq1 & 1U) != 0) continue;
@@ -237,8 +291,7 @@ bool PartitionReader::copy_record(std::uint64_t offset, StoredEvent& out) const 
     if (offset < base || offset >= base + count) continue;
     const std::uint32_t pos =
         std::atomic_ref<std::uint32_t>(s.index[offset - base]).load(std::memory_order_relaxed);
-    alignas(8) std::byte buf[PartitionLog::kMaxRecordBytes];
-    if (pos + sizeof(detail::RecordHeader) > log.opts_.segment_bytes) return false;
+    if (pos + sizeof(detail::RecordHeader) > log.opts_.segment_bytes) return 0;
     load_words(buf, s.bytes + pos, sizeof(detail::RecordHeader));
     detail::RecordHeader h;
     std::memcpy(&h, buf, sizeof h);
@@ -246,37 +299,46 @@ bool PartitionReader::copy_record(std::uint64_t offset, StoredEvent& out) const 
     const std::size_t size =
         detail::record_size(std::min<std::size_t>(h.key_len, kMaxKeyBytes),
                             std::min<std::size_t>(h.payload_len, kMaxPayloadBytes), is_dead_letter);
-    if (pos + size > log.opts_.segment_bytes) return false;
+    if (pos + size > log.opts_.segment_bytes) return 0;
     load_words(buf, s.bytes + pos, size);
     // Acquire fence, then re-read seq: if the writer began a reset while we copied, the copy
     // may be torn and is discarded.
     std::atomic_thread_fence(std::memory_order_acquire);
-    if (s.seq.load(std::memory_order_relaxed) != seq1) return false;
-    std::memcpy(&h, buf, sizeof h);
-    out.offset = h.offset;
-    out.id = h.id;
-    out.topic = TopicId{h.topic};
-    out.partition = h.partition;
-    out.publish_ns = h.publish_ns;
-    out.ingest_ns = h.ingest_ns;
-    out.deadline_ns = h.deadline_ns;
-    out.correlation_id = h.correlation_id;
-    out.causation_id = h.causation_id;
-    out.priority = static_cast<Priority>(h.priority);
-    out.attempt = h.attempt;
-    if (is_dead_letter) {
-      DeadLetterInfo dl;
-      std::memcpy(&dl, buf + detail::record_size(h.key_len, h.payload_len), sizeof dl);
-      out.dead_letter = dl;
-    } else {
-      out.dead_letter.reset();
-    }
-    out.key.assign(reinterpret_cast<const char*>(buf + sizeof h), h.key_len);
-    const std::byte* p = buf + sizeof h + h.key_len;
-    out.payload.assign(p, p + h.payload_len);
-    return true;
+    if (s.seq.load(std::memory_order_relaxed) != seq1) return 0;
+    seg_hint_ = idx;
+    return size;
   }
-  return false;
+  return 0;
+}
+
+bool PartitionReader::copy_record(std::uint64_t offset, StoredEvent& out) const {
+  alignas(8) std::byte buf[PartitionLog::kMaxRecordBytes];
+  if (copy_raw(offset, buf) == 0) return false;
+  detail::RecordHeader h;
+  std::memcpy(&h, buf, sizeof h);
+  const bool is_dead_letter = (h.flags & detail::kRecordDeadLetter) != 0;
+  out.offset = h.offset;
+  out.id = h.id;
+  out.topic = TopicId{h.topic};
+  out.partition = h.partition;
+  out.publish_ns = h.publish_ns;
+  out.ingest_ns = h.ingest_ns;
+  out.deadline_ns = h.deadline_ns;
+  out.correlation_id = h.correlation_id;
+  out.causation_id = h.causation_id;
+  out.priority = static_cast<Priority>(h.priority);
+  out.attempt = h.attempt;
+  if (is_dead_letter) {
+    DeadLetterInfo dl;
+    std::memcpy(&dl, buf + detail::record_size(h.key_len, h.payload_len), sizeof dl);
+    out.dead_letter = dl;
+  } else {
+    out.dead_letter.reset();
+  }
+  out.key.assign(reinterpret_cast<const char*>(buf + sizeof h), h.key_len);
+  const std::byte* p = buf + sizeof h + h.key_len;
+  out.payload.assign(p, p + h.payload_len);
+  return true;
 }
 
 bool PartitionReader::ingest_of(std::uint64_t offset, std::int64_t& ingest_ns) const noexcept {
@@ -345,6 +407,26 @@ ReadStatus PartitionReader::next(StoredEvent& out) {
     // Not found intact: its segment is being reset right now and first_offset() is about to
     // move past it. Look again; never spin forever.
     if (tries > 10000) {
+      pos_ = std::max(pos_ + 1, log_->first_offset());
+      return ReadStatus::evicted;
+    }
+  }
+}
+
+ReadStatus PartitionReader::next_raw(std::byte* out, std::size_t& size) noexcept {
+  for (int tries = 0;; ++tries) {
+    const std::uint64_t first = log_->first_offset();
+    if (pos_ < first) {
+      pos_ = first;
+      return ReadStatus::evicted;
+    }
+    if (pos_ >= log_->end_offset()) return ReadStatus::end;
+    size = copy_raw(pos_, out);
+    if (size != 0) {
+      ++pos_;
+      return ReadStatus::ok;
+    }
+    if (tries > 10000) {  // as in next(): never spin forever
       pos_ = std::max(pos_ + 1, log_->first_offset());
       return ReadStatus::evicted;
     }

@@ -10,6 +10,7 @@
 #include "pinned_arena.hpp"
 #include "ringflow/clock.hpp"
 #include "ringflow/topology.hpp"
+#include "store/wal/durability.hpp"
 
 namespace ringflow::detail {
 
@@ -53,6 +54,12 @@ Shard::Shard(ShardEnv env, std::uint32_t id, ThreadPlacement placement,
             .count();
     for (std::size_t p = id_; p < dedup_.size(); p += env_.cfg->shards) {
       dedup_[p] = std::make_unique<DedupWindow>(env_.cfg->idempotency_window, age);
+      // Keys the write-ahead log recovered: a duplicate published after a restart is still
+      // recognised (within the window).
+      if (env_.recovered_keys != nullptr && p < env_.recovered_keys->size()) {
+        for (const RecoveredKey& k : (*env_.recovered_keys)[p])
+          (void)dedup_[p]->seen_or_insert(k.key, k.ingest_ns);
+      }
     }
   }
   nfailures_.assign(env_.subscriptions->size(), 0);
@@ -123,6 +130,13 @@ void Shard::run() {
     }
     if (work != 0) {
       idle_since = 0;
+      continue;
+    }
+    if (wal_blocked_) [[unlikely]] {
+      // Waiting for the write-ahead log's writer (it needs a core too): not idle, not parked.
+      wal_blocked_ = false;
+      counters_.wal_waits.add(1);
+      std::this_thread::yield();
       continue;
     }
     // Acquire: pairs with request_exit(); stop() only asks after every producer is quiet and
@@ -212,7 +226,15 @@ std::size_t Shard::drain_ring(ProducerState& p, std::uint32_t lane) {
   std::uint64_t expired = 0;
   std::uint64_t duplicates = 0;
   std::uint32_t requests_in_batch = 0;
+  std::size_t taken = 0;
   for (const EventSlot& s : slots) {
+    if (env_.wal && !(*env_.logs)[s.partition]->durable_headroom()) [[unlikely]] {
+      // The write-ahead log is behind: leave the rest in the ring (back-pressure) until its
+      // writer has made room, rather than evict records it has not written.
+      wal_blocked_ = true;
+      break;
+    }
+    ++taken;
     TopicCounters& tc = topic_counters_[s.topic];
     tc.accepted.add(1);
     if (s.deadline_ns != 0 && s.deadline_ns <= ingest) [[unlikely]] {
@@ -252,6 +274,7 @@ std::size_t Shard::drain_ring(ProducerState& p, std::uint32_t lane) {
     h.partition = s.partition;
     h.attempt = 1;
     h.priority = s.priority;
+    h.idempotency_key = s.idempotency_key;
     const RecordHeader* rec = log.append(h, s.key(), s.payload());
     tc.appended.add(1);
     items_[n++] = WorkItem{rec,
@@ -262,7 +285,13 @@ std::size_t Shard::drain_ring(ProducerState& p, std::uint32_t lane) {
                            s.reply_token};
     requests_in_batch += s.reply_token != 0 ? 1U : 0U;
   }
-  const std::size_t taken = slots.size();
+  if (taken == 0) return 0;
+  if (env_.wal) {
+    // Release: the log's writer acquires it, then reads the logs' ends: these events are
+    // below them (their durable acknowledgement).
+    rp.appended[lane].store(rp.appended[lane].load(std::memory_order_relaxed) + taken,
+                            std::memory_order_release);
+  }
   // The events are in the logs now: hand the slots back before running the pipeline so the
   // producer can refill them meanwhile.
   ring.release(taken);

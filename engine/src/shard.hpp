@@ -75,6 +75,7 @@ struct ShardCounters {
   Counter idle_polls;            ///< run loop passes that found no work
   Counter yields;                ///< idle passes that yielded the core (spin_yield)
   Counter parks;                 ///< idle waits on the shard's parking spot (park)
+  Counter wal_waits;  ///< passes that stopped ingesting until the write-ahead log caught up
 };
 
 /// A log-linear latency histogram (LatencyBuckets) with one writer, the shard thread.
@@ -142,6 +143,8 @@ struct StagedEvent {
 };
 
 /// What a shard needs from its engine (owned by Engine::Impl, outlives every shard).
+struct RecoveredKey;  // store/wal/durability.hpp
+
 struct ShardEnv {
   const EngineConfig* cfg;
   PublishContext* ctx;
@@ -152,6 +155,9 @@ struct ShardEnv {
   std::vector<std::unique_ptr<PartitionLog>>* logs;     ///< by partition
   const std::vector<std::uint32_t>* dead_letter_topic;  ///< by topic id
   const LogSink* log_sink;                              ///< the engine's (lifecycle, errors)
+  /// Idempotency keys recovered from the write-ahead log, by partition (oldest first).
+  const std::vector<std::vector<RecoveredKey>>* recovered_keys;
+  bool wal;  ///< the write-ahead log is on: respect durable floors, publish `appended`
 };
 
 /// Saturating signed addition (due times: now + a handler's delay may not overflow).
@@ -253,6 +259,7 @@ class Shard {
   ShardCounters counters_;
   std::vector<TopicCounters> topic_counters_;  ///< by topic id
   std::vector<std::unique_ptr<SubscriptionCounters>> sub_counters_;
+  bool wal_blocked_ = false;  ///< the last poll stopped at a durable floor (owner only)
   std::int64_t next_retention_check_ns_ = 0;
   LatencyRecorder ingest_to_done_;
   std::int64_t sample_every_ = 0;  ///< metrics_latency_sample_every (0 = off)

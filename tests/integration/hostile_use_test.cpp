@@ -168,8 +168,9 @@ TEST(HostileUse, FailingSubscriptionsUnderSmallRetentionNeverReadOverwrittenReco
   for (const std::uint32_t subs : {3U, 8U}) {
     EngineConfig c = small_config(1);
     c.batch_size = 16;
-    c.segment_bytes = 6400;  // the smallest segment a batch of 16 may have
-    c.retention_bytes = 2 * 6400;
+    c.segment_bytes =
+        16 * ringflow::PartitionLog::kMaxRecordBytes;  // the smallest for a batch of 16
+    c.retention_bytes = 2 * c.segment_bytes;
     c.retry_capacity = 64;
     Engine engine(c);
     const auto t = engine.add_topic("orders");

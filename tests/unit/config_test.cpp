@@ -134,7 +134,41 @@ pin_threads = false
   EXPECT_EQ(c.line_of("shards"), 7);
   EXPECT_TRUE(check_config(c, two_socket()).empty())
       << check_config(c, two_socket()).front().to_string();
-  EXPECT_EQ(ringflow::known_config_keys().size(), 24U);
+  EXPECT_EQ(ringflow::known_config_keys().size(), 30U);
+}
+
+TEST(ConfigParse, WalKeysAreReadAndChecked) {
+  const EngineConfig c = parse_config(R"(
+[wal]
+mode = "interval"
+dir = "/var/lib/orders/wal"
+segment_bytes = 8388608
+interval_ms = 25
+key_env = "ORDERS_WAL_KEY"
+)",
+                                      "wal.toml");
+  EXPECT_EQ(c.wal_mode, ringflow::WalMode::interval);
+  EXPECT_EQ(c.wal_dir, "/var/lib/orders/wal");
+  EXPECT_EQ(c.wal_segment_bytes, 8388608U);
+  EXPECT_EQ(c.wal_interval.count(), 25);
+  EXPECT_EQ(c.wal_key_env, "ORDERS_WAL_KEY");
+  EXPECT_TRUE(check_config(c, two_socket()).empty());
+
+  const auto problems = [](std::string_view toml) {
+    std::string all;
+    for (const auto& i : check_config(parse_config(toml, "bad.toml"), two_socket()))
+      all += i.to_string() + "\n";
+    return all;
+  };
+  EXPECT_NE(problems("[wal]\nmode = \"sync\"\n").find("needs wal.dir"), std::string::npos);
+  EXPECT_NE(problems("[wal]\nmode = \"os\"\ndir = \"d\"\ninterval_ms = 0\n").find("interval_ms"),
+            std::string::npos);
+  EXPECT_NE(problems("[wal]\nmode = \"os\"\ndir = \"d\"\nkey_file = \"k\"\nkey_env = \"K\"\n")
+                .find("not both"),
+            std::string::npos);
+  EXPECT_NE(problems("[wal]\nkey_env = \"K\"\n").find("wal.mode is \"off\""), std::string::npos);
+  EXPECT_THROW((void)parse_config("[wal]\nmode = \"fast\"\n", "bad.toml"), ringflow::ConfigError);
+  EXPECT_THROW((void)parse_config("[wal]\ndir = 5\n", "bad.toml"), ringflow::ConfigError);
 }
 
 TEST(ConfigParse, SyntaxErrorNamesLine) {

@@ -48,6 +48,12 @@ enum class BackpressurePolicy : std::uint8_t {
 enum class NumaBinding : std::uint8_t { off, on, automatic };
 enum class AllocatorKind : std::uint8_t { system, jemalloc };
 
+/// What the write-ahead log promises (README "Durability"): off = memory only; os = written to
+/// the page cache (survives a process crash, not a power cut); interval = fdatasync every
+/// wal.interval_ms; sync = an event is durable only after an fdatasync that covers it (group
+/// commit across everything in flight).
+enum class WalMode : std::uint8_t { off, os, interval, sync };
+
 /// A config that cannot run. what() names the source, line, key and reason and suggests a fix.
 struct ConfigIssue {
   std::string source;   ///< file name or "<string>" / "<code>"
@@ -112,6 +118,14 @@ struct EngineConfig {
   std::size_t retry_capacity = 4096;  ///< retries a shard can hold scheduled at once; a
                                       ///< retry beyond it is dead-lettered (retry_overflow)
 
+  // [wal]  (the write-ahead log: partition logs on disk, recovered at start(); off by default)
+  WalMode wal_mode = WalMode::off;
+  std::string wal_dir;  ///< required unless off; one engine per directory (a lock file)
+  std::size_t wal_segment_bytes = std::size_t{64} << 20;  ///< preallocated per segment file
+  std::chrono::milliseconds wal_interval{10};             ///< interval mode: fdatasync period
+  std::string wal_key_file;  ///< AES-256-GCM at rest: a key file (32 bytes or 64 hex digits)
+  std::string wal_key_env;   ///< ... or an environment variable holding 64 hex digits
+
   // [affinity]
   bool pin_threads = true;  ///< false: --affinity=off (reported, never silent)
 
@@ -165,5 +179,6 @@ std::string_view to_string(WaitStrategyKind k) noexcept;
 std::string_view to_string(BackpressurePolicy p) noexcept;
 std::string_view to_string(NumaBinding n) noexcept;
 std::string_view to_string(AllocatorKind a) noexcept;
+std::string_view to_string(WalMode m) noexcept;
 
 }  // namespace ringflow

@@ -46,8 +46,8 @@
 
 #include "ringflow/access.hpp"
 #include "ringflow/config.hpp"
-#include "ringflow/log.hpp"
 #include "ringflow/event.hpp"
+#include "ringflow/log.hpp"
 #include "ringflow/metrics.hpp"
 #include "ringflow/outcome.hpp"
 #include "ringflow/partition_log.hpp"
@@ -142,8 +142,12 @@ struct EngineStats {
   std::uint64_t duplicates = 0;         ///< dropped by the idempotency window
   std::uint64_t subscribe_denied = 0;   ///< subscribe() calls refused by access control
   std::uint64_t late_replies = 0;       ///< reply() calls after their request had ended
-  std::uint64_t dead_lettered[4] = {};  ///< by DeadLetterReason (failed, retries_exhausted,
-                                        ///< expired, retry_overflow)
+  std::uint64_t wal_bytes_written = 0;  ///< write-ahead log: record bytes written to its files
+  std::uint64_t wal_syncs = 0;          ///< write-ahead log: fdatasync calls
+  std::uint64_t wal_waits = 0;  ///< shard passes that waited for the log's writer (back-pressure)
+  bool wal_failing = false;     ///< the write-ahead log cannot be written right now
+  std::uint64_t dead_lettered[4] = {};     ///< by DeadLetterReason (failed, retries_exhausted,
+                                           ///< expired, retry_overflow)
   std::uint64_t dead_letter_failures = 0;  ///< a dead-letter topic's handler failed (not re-queued)
   std::uint64_t batches = 0;
   std::vector<TopicStats> topics;                ///< by topic id (dead-letter topics included)
@@ -256,6 +260,9 @@ class Engine {
   [[nodiscard]] std::uint32_t partitions() const noexcept;
   /// The log of one partition (readers may be used from any thread, while running too).
   [[nodiscard]] const PartitionLog& log(std::uint32_t partition) const;
+  /// With the write-ahead log on: offsets of `partition` below this are durable as wal.mode
+  /// promises (0 before start() or with wal.mode = off). Any thread; one atomic load.
+  [[nodiscard]] std::uint64_t durable_offset(std::uint32_t partition) const;
   [[nodiscard]] PartitionReader reader(std::uint32_t partition) const {
     return log(partition).reader();
   }

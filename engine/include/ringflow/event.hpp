@@ -62,8 +62,12 @@ struct RecordHeader {
   std::uint16_t payload_len;
   std::uint8_t key_len;
   std::uint8_t priority;
+  /// The publisher's idempotency key (0 = none): the write-ahead log carries it so recovery
+  /// rebuilds the partition's idempotency window.
+  std::uint64_t idempotency_key;
 };
-static_assert(sizeof(RecordHeader) == 72, "record header layout is part of the log format");
+static_assert(sizeof(RecordHeader) == 80,
+              "record header layout is part of the log format (docs/wal-format.md)");
 
 inline constexpr std::uint8_t kRecordDeadLetter = 1;
 

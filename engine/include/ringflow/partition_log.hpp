@@ -62,6 +62,14 @@ enum class ReadStatus : std::uint8_t {
 
 class PartitionReader;
 
+/// How far the write-ahead log has made a partition durable (the engine's WAL part writes it,
+/// the log reads it): retention never evicts a record at or past `offset` unless `released`
+/// (the engine is stopping with a log that can no longer be written).
+struct DurableFloor {
+  alignas(detail::kCacheLine) std::atomic<std::uint64_t> offset{0};
+  std::atomic<bool> released{false};
+};
+
 class PartitionLog {
  public:
   struct Options {
@@ -90,8 +98,23 @@ class PartitionLog {
   const detail::RecordHeader* append(const detail::RecordHeader& header, std::string_view key,
                                      std::span<const std::byte> payload,
                                      const DeadLetterInfo* dead_letter = nullptr);
-  /// Evicts whole segments whose newest event was ingested before `cutoff_ns`.
+  /// Evicts whole segments whose newest event was ingested before `cutoff_ns` (and, with a
+  /// durable floor, whose events are all durable).
   void evict_older_than(std::int64_t cutoff_ns) noexcept;
+  /// With the write-ahead log on: never evict records the floor does not cover (set before the
+  /// first append; null = no floor).
+  void set_durable_floor(const DurableFloor* floor) noexcept;
+  /// False while records before the head segment are not durable yet: the shard stops
+  /// ingesting (back-pressure) until the log's writer catches up, so the writer lags by about
+  /// one segment at most.
+  [[nodiscard]] bool durable_headroom() const noexcept;
+  /// Recovery: the first record appended gets `offset` (the partition continues where its
+  /// write-ahead log ended). Only on an empty log; throws std::logic_error otherwise.
+  void start_at(std::uint64_t offset);
+  /// Times an eviction had to wait for the durable floor (statistic).
+  [[nodiscard]] std::uint64_t floor_waits() const noexcept {
+    return floor_waits_.load(std::memory_order_relaxed);
+  }
 
   // ---- any thread ----
 
@@ -121,6 +144,7 @@ class PartitionLog {
   struct Segment;
 
   void open_segment(std::size_t index);
+  [[nodiscard]] bool floor_covers(std::uint64_t end) const noexcept;
   Segment& segment_for(std::uint64_t offset) const noexcept;
 
   std::uint32_t partition_;
@@ -131,6 +155,8 @@ class PartitionLog {
   std::size_t head_ = 0;                     ///< segment being appended to (writer only)
   bool started_ = false;                     ///< writer only
   std::int64_t last_ingest_ns_ = INT64_MIN;  ///< writer only: ingest_ns of the last append
+  const DurableFloor* floor_ = nullptr;      ///< set before the first append
+  std::atomic<std::uint64_t> floor_waits_{0};
 
   alignas(detail::kCacheLine) std::atomic<std::uint64_t> end_offset_{0};
   std::atomic<std::uint64_t> first_offset_{0};
@@ -151,16 +177,22 @@ class PartitionReader {
   /// Copies the event at the position and advances. `evicted`: the position was overtaken by
   /// retention; the reader jumped to first_offset() (call next() again to continue there).
   ReadStatus next(StoredEvent& out);
+  /// Like next(), but copies the record's bytes as stored (detail::RecordHeader, key, payload
+  /// padded to 8, [DeadLetterInfo]) into `out` (kMaxRecordBytes at least) and sets `size`.
+  ReadStatus next_raw(std::byte* out, std::size_t& size) noexcept;
 
   [[nodiscard]] std::uint64_t position() const noexcept { return pos_; }
 
  private:
   /// Copies record `offset` into `out` if it is still retained and intact.
   bool copy_record(std::uint64_t offset, StoredEvent& out) const;
+  /// Copies record `offset`'s bytes into `buf`; its size, or 0 if not retained/intact.
+  std::size_t copy_raw(std::uint64_t offset, std::byte* buf) const noexcept;
   bool ingest_of(std::uint64_t offset, std::int64_t& ingest_ns) const noexcept;
 
   const PartitionLog* log_;
   std::uint64_t pos_ = 0;
+  mutable std::size_t seg_hint_ = 0;  ///< the segment that held the last record copied
 };
 
 inline PartitionReader PartitionLog::reader() const noexcept {

@@ -28,6 +28,20 @@ namespace ringflow {
 
 class Engine;
 
+/// Names one published event for a durable acknowledgement (Producer::last_mark()).
+struct DurableMark {
+  std::uint32_t ring = 0;   ///< shard * lanes + lane of the event
+  std::uint64_t count = 0;  ///< the event's position in that ring's sequence (1-based; 0: none)
+};
+
+enum class DurableStatus : std::uint8_t {
+  durable,    ///< on disk as wal.mode promises
+  timed_out,  ///< the deadline passed first (it may still become durable)
+  wal_off,    ///< the engine runs without a write-ahead log: nothing is ever durable
+  failed,     ///< the log cannot be written (disk full, I/O error) and the engine stopped
+};
+[[nodiscard]] std::string_view to_string(DurableStatus s) noexcept;
+
 struct ProducerStats {
   std::uint64_t by_status[kPublishStatusCount] = {};  ///< index: static_cast<size_t>(status)
   std::uint64_t waited_full = 0;
@@ -84,6 +98,21 @@ class Producer {
 
   [[nodiscard]] bool valid() const noexcept { return state_ != nullptr; }
   [[nodiscard]] ProducerStats stats() const noexcept;
+
+  // ---- durable acknowledgements (write-ahead log; README "Durability") ----
+
+  /// The mark of the last event this producer published with status ok: pass it to
+  /// is_durable()/wait_durable(). Producer thread; no system call, nothing allocated.
+  [[nodiscard]] DurableMark last_mark() const noexcept;
+  /// True once the event of `mark` (and every event this producer published before it to the
+  /// same shard and lane) is durable as the engine's wal.mode promises: written to the page
+  /// cache (os) or covered by an fdatasync (interval, sync). One atomic load; any thread.
+  [[nodiscard]] bool is_durable(DurableMark mark) const noexcept;
+  /// Waits (spin, yield, then short sleeps) until is_durable(mark) or `deadline_ns`
+  /// (now_ns() clock). wal_off at once when the engine has no write-ahead log.
+  [[nodiscard]] DurableStatus wait_durable(DurableMark mark, std::int64_t deadline_ns) const;
+  /// Waits until every event this producer published so far is durable (or `deadline_ns`).
+  [[nodiscard]] DurableStatus wait_all_durable(std::int64_t deadline_ns) const;
 
  private:
   friend class Engine;
@@ -176,6 +205,7 @@ inline PublishStatus Producer::publish_event(TopicId topic, std::string_view key
     auto& count = s.pushed[shard * detail::kLanes + lane];
     // Release: drain() acquires this count; the ring push above is then visible to it.
     count.store(count.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+    s.last_ring = shard * detail::kLanes + lane;
   }
   // Release: stop() acquires `active` == 0, after which this publish's push is visible.
   s.active.store(0, std::memory_order_release);

@@ -76,6 +76,12 @@ struct RingPair {
   /// Events of each lane fully processed by the shard (written by the shard only, release,
   /// once per batch; drain() acquires it: everything the handlers did is then visible).
   alignas(kCacheLine) std::atomic<std::uint64_t> completed[kLanes] = {};
+  /// Events of each lane appended to the partition logs (the shard, release, once per batch
+  /// before the pipeline; only with the write-ahead log on): the log's writer snapshots it.
+  std::atomic<std::uint64_t> appended[kLanes] = {};
+  /// Events of each lane durable in the write-ahead log (its writer, release; the producer's
+  /// is_durable() acquires it).
+  alignas(kCacheLine) std::atomic<std::uint64_t> durable[kLanes] = {};
   /// Its producer, parked on a full lane (backpressure `park`), waits here for space; the shard
   /// notifies it after draining this pair, so a drain wakes only the producer it freed.
   Parking space;
@@ -90,6 +96,9 @@ struct ProducerState {
 
   /// 1 while a publish() is between its `running` check and its ring push (see membarrier.hpp).
   alignas(kCacheLine) std::atomic<std::uint32_t> active{0};
+  /// The ring (shard * kLanes + lane) of the last successful publish (producer thread only):
+  /// Producer::last_mark() names it.
+  std::uint32_t last_ring = 0;
   [[no_unique_address]] RoleCheck role;
   /// Access control: when restricted, allowed[topic] != 0 for the topics its principal may
   /// publish to. Written before the producer is handed out or before start() (both ordered by
