@@ -2,7 +2,7 @@
 # Runs every libFuzzer target of the fuzz preset (build/fuzz) for FUZZ_SECONDS each, one after
 # the other, and fails if any of them finds a crash, leak, timeout or broken invariant.
 #   FUZZ_SECONDS  seconds per target (default 60)
-#   FUZZ_TARGETS  which targets (default: all four)
+#   FUZZ_TARGETS  which targets (default: all five)
 #   FUZZ_SEED     libFuzzer's -seed (CI fixes it, so a CI run explores the same inputs as a run
 #                 here; unset: a new seed each run)
 # Inputs it finds go to build/fuzz/work/<target>/corpus (the seeds in tests/fuzz/corpus/<target>
@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${FUZZ_SECONDS:-60}
-targets=${FUZZ_TARGETS:-"fuzz_config fuzz_topic fuzz_scenario fuzz_partition_log"}
+targets=${FUZZ_TARGETS:-"fuzz_config fuzz_topic fuzz_scenario fuzz_partition_log fuzz_wal_reader"}
 bin=build/fuzz/tests/fuzz
 work=build/fuzz/work
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
@@ -27,6 +27,7 @@ for t in $targets; do
     fuzz_config|fuzz_scenario) args+=(-dict=tests/fuzz/toml.dict -max_len=4096) ;;
     fuzz_topic) args+=(-dict=tests/fuzz/fuzz_topic.dict -max_len=800) ;;
     fuzz_partition_log) args+=(-max_len=4096) ;;
+    fuzz_wal_reader) args+=(-max_len=32768) ;;  # a 4 KiB segment header + frames, two files
   esac
   log="$work/$t/log"
   if "$bin/$t" "${args[@]}" "$work/$t/corpus" "tests/fuzz/corpus/$t" >"$log" 2>&1; then

@@ -255,5 +255,56 @@ TEST(WalWriter, DiskFullAfterNBytesAcrossManyBatches) {
   }
 }
 
+TEST(WalWriter, AFailedFdatasyncIsStickyAndClaimsNothing) {
+  // After a failed fdatasync the kernel may have dropped the dirty pages, so a later successful
+  // one proves nothing: synced_end stays where it was and every later sync() fails.
+  struct FailingSync : test::ForwardingOps {
+    bool fail = false;
+    int fdatasync(int fd) override { return fail ? -EIO : ForwardingOps::fdatasync(fd); }
+  } ops;
+  ScratchDir dir;
+  Options opt;
+  opt.ops = &ops;
+  opt.segment_bytes = 16 << 10;
+  PartitionWriter w(dir.path(), 0, 0, opt);
+  add_range(w, 0, 10);
+  ASSERT_EQ(w.write(), Errc::ok);
+  ASSERT_EQ(w.sync(), Errc::ok);
+  add_range(w, 10, 20);
+  ASSERT_EQ(w.write(), Errc::ok);
+  ops.fail = true;
+  EXPECT_EQ(w.sync(), Errc::io_error);
+  ops.fail = false;
+  EXPECT_EQ(w.sync(), Errc::io_error);
+  EXPECT_EQ(w.synced_end(), 10U);
+  EXPECT_EQ(w.written_end(), 20U);
+}
+
+TEST(WalWriter, AddWritesByItselfOnlyWhenTheBufferIsFull) {
+  ScratchDir dir;
+  CountingOps ops;
+  Options opt;
+  opt.ops = &ops;
+  PartitionWriter w(dir.path(), 0, 0, opt);
+  const auto rec = make_record(0, 0, 4000);
+  std::uint64_t o = 0;
+  for (; o < 5000; ++o) {  // ~20 MB: more than add() may buffer
+    ASSERT_EQ(w.add(o, ingest_of(o), rec), Errc::ok);
+  }
+  EXPECT_GE(ops.pwrites, 1U);  // it did not buffer without bound
+  EXPECT_LE(ops.pwrites, 2U);  // and wrote in big pieces
+  EXPECT_GT(w.written_end(), 0U);
+  ASSERT_EQ(w.write(), Errc::ok);
+  EXPECT_EQ(w.written_end(), o);
+  ops.budget = 0;  // a full disk: add() returns the error and does not take the record
+  std::uint64_t added = w.added_end();
+  Errc e = Errc::ok;
+  for (int i = 0; i < 5000 && e == Errc::ok; ++i, ++added) {
+    e = w.add(added, ingest_of(added), rec);
+  }
+  EXPECT_EQ(e, Errc::disk_full);
+  EXPECT_EQ(w.added_end(), added - 1);
+}
+
 }  // namespace
 }  // namespace ringflow::wal

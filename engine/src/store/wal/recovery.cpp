@@ -22,7 +22,10 @@ namespace fs = std::filesystem;
 using format::kFrameHeader;
 using format::kHeaderBytes;
 
-constexpr std::size_t kChunk = std::size_t{4} << 20;  // bytes per read
+// Bytes per read: from kFirstChunk, doubling while reads come back full, up to kChunk (so a
+// small or empty segment costs a small read, a large one big sequential reads).
+constexpr std::size_t kFirstChunk = std::size_t{64} << 10;
+constexpr std::size_t kChunk = std::size_t{4} << 20;
 
 struct SegmentFile {
   fs::path path;
@@ -55,6 +58,7 @@ class Reader {
     cur_ = 0;
     len_ = 0;
     eof_ = false;
+    chunk_ = kFirstChunk;
   }
 
   /// Makes at least n bytes from the cursor available, reading more if needed; returns how many
@@ -67,15 +71,20 @@ class Reader {
     pos_ += cur_;
     cur_ = 0;
     len_ = keep;
-    const std::size_t need = std::max(n, kChunk);
+    const std::size_t need = std::max(n, chunk_);
     if (buf_.size() < need) buf_.resize(need);
     while (len_ < n && !eof_) {
-      const long r = ops_.pread(fd_, buf_.data() + len_, buf_.size() - len_, pos_ + len_);
+      const std::size_t ask = std::min(buf_.size(), need) - len_;
+      const long r = ops_.pread(fd_, buf_.data() + len_, ask, pos_ + len_);
       if (r < 0) {
         throw WalError(Errc::io_error,
                        "wal: read failed: " + format::errno_text(static_cast<int>(-r)));
       }
-      if (static_cast<std::size_t>(r) < buf_.size() - len_) eof_ = true;
+      if (static_cast<std::size_t>(r) < ask) {
+        eof_ = true;
+      } else if (chunk_ < kChunk) {
+        chunk_ *= 2;
+      }
       len_ += static_cast<std::size_t>(r);
     }
     return len_ - cur_;
@@ -111,6 +120,7 @@ class Reader {
   std::uint64_t pos_ = 0;
   std::size_t cur_ = 0;
   std::size_t len_ = 0;
+  std::size_t chunk_ = kFirstChunk;
   bool eof_ = false;
 };
 
@@ -245,7 +255,7 @@ PartitionReport recover_partition(const std::filesystem::path& dir, std::uint32_
   FdGuard guard{&ops, files};
 
   // Pass 1: every header, so a key problem stops recovery before any record is passed on.
-  std::vector<std::byte> buf(kHeaderBytes);
+  std::vector<std::byte> buf(kFirstChunk);
   for (auto& f : files) {
     f.fd = ops.open(f.path, repair ? O_RDWR : O_RDONLY, 0);
     if (f.fd < 0) {

@@ -100,11 +100,14 @@ class PartitionWriter {
 
   /// Frames one record (a partition-log record: RecordHeader + key + payload [+ dead-letter
   /// info]) into the write buffer; rolls to a new segment when the current one is full.
-  /// Offsets must be consecutive. Does not write yet.
+  /// Offsets must be consecutive (else std::invalid_argument; also for an empty record). Does
+  /// not write yet, unless over 16 MiB are buffered: then it calls write() first and, if that
+  /// fails, returns its error without adding the record.
   Errc add(std::uint64_t offset, std::int64_t ingest_ns, std::span<const std::byte> record);
   /// Writes everything added to the files (the page cache): survives a process crash.
   Errc write();
-  /// fdatasync of every file written since the last sync: survives a power cut.
+  /// fdatasync of every file written since the last sync: survives a power cut. A failed
+  /// fdatasync is sticky (every later sync() fails): start a new writer after recovery.
   Errc sync();
 
   [[nodiscard]] std::uint64_t added_end() const noexcept;    ///< offset after the last add()
