@@ -8,12 +8,12 @@
 #include <thread>
 #include <unordered_map>
 
+#include "logger.hpp"
 #include "ringflow/clock.hpp"
 #include "ringflow/detail/membarrier.hpp"
 #include "ringflow/numa_memory.hpp"
 #include "ringflow/topic.hpp"
 #include "ringflow/topology.hpp"
-#include "logger.hpp"
 #include "shard.hpp"
 
 namespace ringflow {
@@ -599,7 +599,8 @@ void Engine::stop() {
   }
   m.state = State::stopped;
   m.state_atomic.store(State::stopped, std::memory_order_release);
-  detail::Logger(&m.log_sink).log(LogLevel::info, "engine", "stopped: every accepted event processed");
+  detail::Logger(&m.log_sink)
+      .log(LogLevel::info, "engine", "stopped: every accepted event processed");
 }
 
 Engine::State Engine::state() const noexcept {
@@ -930,40 +931,45 @@ MetricsSnapshot Engine::metrics() const {
     add(Metric::partition_end_offset, {part}, log->end_offset());
     add(Metric::partition_first_offset, {part}, log->first_offset());
     add(Metric::partition_segments, {part}, log->segment_count());
+    add(Metric::partition_bytes, {part}, log->bytes_held());
     add(Metric::retention_evictions, {part}, log->evicted_segments());
   }
+  // A histogram sample from a recorder (null: before start(), all zero).
+  const auto add_histogram = [&out](Metric x, std::vector<std::string> labels,
+                                    const detail::LatencyRecorder* rec) {
+    MetricSample h;
+    h.label_values = std::move(labels);
+    h.histogram.buckets.assign(LatencyBuckets::kCount, 0);
+    if (rec != nullptr) {
+      // The count is the sum of the buckets as read (Prometheus wants _count == the +Inf
+      // bucket), so a scrape racing the shard stays self-consistent.
+      std::uint64_t count = 0;
+      for (std::size_t b = 0; b < LatencyBuckets::kCount; ++b) {
+        h.histogram.buckets[b] = rec->buckets[b].get();
+        count += h.histogram.buckets[b];
+      }
+      h.histogram.count = count;
+      h.histogram.sum_ns = rec->sum_ns.get();
+    }
+    out.families[static_cast<std::size_t>(x)].samples.push_back(std::move(h));
+  };
   for (std::size_t sh = 0; sh < m.cfg.shards; ++sh) {
     const std::string id = std::to_string(sh);
-    if (!ready) {
-      for (const Metric x :
-           {Metric::batches, Metric::shard_idle_polls, Metric::shard_yields, Metric::shard_parks})
-        add(x, {id}, 0);
-      MetricSample h;
-      h.label_values = {id};
-      h.histogram.buckets.assign(LatencyBuckets::kCount, 0);
-      out.families[static_cast<std::size_t>(Metric::ingest_to_done)].samples.push_back(h);
-      continue;
+    const detail::Shard* shard = ready ? m.shards[sh].get() : nullptr;
+    const auto counter = [&](const detail::Counter detail::ShardCounters::*c) {
+      return shard == nullptr ? 0 : (shard->counters().*c).get();
+    };
+    add(Metric::batches, {id}, counter(&detail::ShardCounters::batches));
+    add(Metric::shard_idle_polls, {id}, counter(&detail::ShardCounters::idle_polls));
+    add(Metric::shard_yields, {id}, counter(&detail::ShardCounters::yields));
+    add(Metric::shard_parks, {id}, counter(&detail::ShardCounters::parks));
+    add_histogram(Metric::ingest_to_done, {id},
+                  shard == nullptr ? nullptr : &shard->ingest_to_done());
+    for (std::size_t i = 0; i < kLatencyStageCount; ++i) {
+      const auto stage = static_cast<LatencyStage>(i);
+      add_histogram(Metric::stage_latency, {id, std::string(kLatencyStageNames[i])},
+                    shard == nullptr ? nullptr : &shard->stage_latency(stage));
     }
-    const detail::Shard& shard = *m.shards[sh];
-    const detail::ShardCounters& c = shard.counters();
-    add(Metric::batches, {id}, c.batches.get());
-    add(Metric::shard_idle_polls, {id}, c.idle_polls.get());
-    add(Metric::shard_yields, {id}, c.yields.get());
-    add(Metric::shard_parks, {id}, c.parks.get());
-    const detail::LatencyRecorder& rec = shard.ingest_to_done();
-    MetricSample h;
-    h.label_values = {id};
-    h.histogram.buckets.resize(LatencyBuckets::kCount);
-    // The count is the sum of the buckets as read (Prometheus wants _count == the +Inf
-    // bucket), so a scrape racing the shard stays self-consistent.
-    std::uint64_t count = 0;
-    for (std::size_t b = 0; b < LatencyBuckets::kCount; ++b) {
-      h.histogram.buckets[b] = rec.buckets[b].get();
-      count += h.histogram.buckets[b];
-    }
-    h.histogram.count = count;
-    h.histogram.sum_ns = rec.sum_ns.get();
-    out.families[static_cast<std::size_t>(Metric::ingest_to_done)].samples.push_back(std::move(h));
   }
   return out;
 }

@@ -274,19 +274,36 @@ std::size_t Shard::drain_ring(ProducerState& p, std::uint32_t lane) {
 
   batch_.size = n;
   if (n != 0) {
-    run_pipeline();
-    if (requests_in_batch != 0) complete_unheard_requests();
-    handle_failures();
-    // Sampled latency: one clock read per timed batch, none for the others. Every event of the
-    // batch was ingested at `ingest` and is done now, so the batch counts once per event.
+    // Sampled latency: one batch per sample_every_ events is timed (a clock read after each
+    // stage of the shard's work), the others cost one subtraction. Every event of a timed batch
+    // was ingested at `ingest` and went through each stage with it: it counts once per event.
+    timing_ = false;
     if (sample_every_ != 0) {
       sample_left_ -= static_cast<std::int64_t>(n);
       if (sample_left_ <= 0) [[unlikely]] {
         sample_left_ = sample_every_;
-        const std::int64_t done = now_ns();
-        ingest_to_done_.record(static_cast<std::uint64_t>(std::max<std::int64_t>(0, done - ingest)),
-                               n);
+        timing_ = true;
       }
+    }
+    const std::int64_t stored = timing_ ? now_ns() : 0;
+    stages_ns_ = 0;
+    run_pipeline();
+    if (requests_in_batch != 0) complete_unheard_requests();
+    const std::int64_t handled = timing_ ? now_ns() : 0;
+    handle_failures();
+    if (timing_) [[unlikely]] {
+      const std::int64_t done = now_ns();
+      const auto span = [](std::int64_t from, std::int64_t to) {
+        return static_cast<std::uint64_t>(std::max<std::int64_t>(0, to - from));
+      };
+      const std::uint64_t pipeline = span(stored, handled);
+      const std::uint64_t stages = std::min(span(0, stages_ns_), pipeline);
+      ingest_to_done_.record(span(ingest, done), n);
+      stage_latency_[static_cast<std::size_t>(LatencyStage::store)].record(span(ingest, stored), n);
+      stage_latency_[static_cast<std::size_t>(LatencyStage::stages)].record(stages, n);
+      stage_latency_[static_cast<std::size_t>(LatencyStage::handlers)].record(pipeline - stages, n);
+      stage_latency_[static_cast<std::size_t>(LatencyStage::failures)].record(span(handled, done),
+                                                                              n);
     }
   }
 
@@ -374,6 +391,7 @@ void Shard::run_pipeline() {
 }
 
 void Shard::run_stage(const Pipeline::Stage& st, Batch& b) {
+  const std::int64_t started = timing_ ? now_ns() : 0;
   std::uint64_t filtered = 0;
   std::uint64_t failed = 0;
   for (std::size_t i = 0; i < b.size; ++i) {
@@ -423,6 +441,8 @@ void Shard::run_stage(const Pipeline::Stage& st, Batch& b) {
   }
   counters_.filtered.add(filtered);
   counters_.stage_failures.add(failed);
+  if (timing_) [[unlikely]]
+    stages_ns_ += now_ns() - started;
 }
 
 void Shard::deliver(std::size_t s, Batch& b) {

@@ -184,6 +184,9 @@ class Shard {
     return topic_counters_;
   }
   [[nodiscard]] const LatencyRecorder& ingest_to_done() const noexcept { return ingest_to_done_; }
+  [[nodiscard]] const LatencyRecorder& stage_latency(LatencyStage s) const noexcept {
+    return stage_latency_[static_cast<std::size_t>(s)];
+  }
 
  private:
   void run();
@@ -255,8 +258,13 @@ class Shard {
   std::vector<std::unique_ptr<SubscriptionCounters>> sub_counters_;
   std::int64_t next_retention_check_ns_ = 0;
   LatencyRecorder ingest_to_done_;
-  std::int64_t sample_every_ = 0;  ///< metrics_latency_sample_every (0 = off)
-  std::int64_t sample_left_ = 0;   ///< events until the next timed batch
+  std::int64_t sample_every_ = 0;                      ///< metrics_latency_sample_every (0 = off)
+  std::int64_t sample_left_ = 0;                       ///< events until the next timed batch
+  LatencyRecorder stage_latency_[kLatencyStageCount];  ///< by LatencyStage, the timed batches
+  /// On a timed batch: the pipeline stages' time so far. Written by run_stage() (serial nodes,
+  /// ordered before the shard reads it by the graph's wait_for_all()).
+  std::int64_t stages_ns_ = 0;
+  bool timing_ = false;  ///< the current batch is timed
 
   alignas(kCacheLine) std::atomic<bool> exit_{false};
   /// Retries still scheduled, retry chains started, and the oldest chain not yet ended (see
