@@ -54,6 +54,7 @@ std::vector<std::pair<std::string, std::string>> settings(const ringflow::Engine
       {"idempotency.window_ms", to_string(c.idempotency_window_age.count())},
       {"retry.capacity", to_string(c.retry_capacity)},
       {"affinity.pin_threads", boolean(c.pin_threads)},
+      {"metrics.latency_sample_every", to_string(c.metrics_latency_sample_every)},
   };
 }
 

@@ -132,6 +132,7 @@ constexpr std::array kBounds{
     Bounds{"log.retention_bytes", 0, std::uint64_t{1} << 50},
     Bounds{"idempotency.window", 0, std::uint64_t{1} << 24},
     Bounds{"retry.capacity", 1, std::uint64_t{1} << 24},
+    Bounds{"metrics.latency_sample_every", 0, std::uint64_t{1} << 24},
 };
 
 constexpr const Bounds* find_bounds(std::string_view key) {
@@ -323,6 +324,7 @@ const std::vector<KeySpec>& key_specs() {
       duration_key("idempotency.window_ms", &E::idempotency_window_age),
       uint_key("retry.capacity", &E::retry_capacity),
       bool_key("affinity.pin_threads", &E::pin_threads),
+      uint_key("metrics.latency_sample_every", &E::metrics_latency_sample_every),
   };
   return specs;
 }
@@ -760,6 +762,7 @@ std::vector<ConfigIssue> check_config(const EngineConfig& cfg, const Topology& t
               std::to_string(cfg.max_payload_bytes + kRecordOverhead));
   }
   range("retry.capacity", cfg.retry_capacity);
+  range("metrics.latency_sample_every", cfg.metrics_latency_sample_every);
   range("idempotency.window", cfg.idempotency_window);
   if (cfg.idempotency_window_age.count() < 0) {
     issue("idempotency.window_ms", "must not be negative (0 = no age limit)");
