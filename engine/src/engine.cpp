@@ -126,6 +126,31 @@ struct Engine::Impl {
     return state_atomic.load(std::memory_order_acquire) != State::created;
   }
 
+  /// One line: where each thread runs and what the planner noted (the plan record at start).
+  [[nodiscard]] std::string plan_summary() const {
+    std::vector<std::string> parts;
+    const auto place = [](const std::string& who, const ThreadPlacement& p) {
+      return who + " on core " + std::to_string(p.core) + " (PU " + std::to_string(p.pu_os_index) +
+             ", NUMA node " + std::to_string(p.numa_node) + ")";
+    };
+    for (std::size_t s = 0; s < plan.shards.size(); ++s) {
+      const int mem = s < plan.shard_memory_node.size() ? plan.shard_memory_node[s] : -1;
+      parts.push_back(place("shard " + std::to_string(s), plan.shards[s]) +
+                      (mem < 0 ? ", memory not bound" : ", memory on node " + std::to_string(mem)));
+      if (s < plan.graph_workers.size()) {
+        for (const ThreadPlacement& w : plan.graph_workers[s])
+          parts.push_back(
+              place("graph worker " + std::to_string(s) + "." + std::to_string(w.index), w));
+      }
+    }
+    parts.emplace_back(plan.pinning ? "pinning on" : "pinning off (placement advisory)");
+    parts.insert(parts.end(), plan.notes.begin(), plan.notes.end());
+    std::string out;
+    for (const std::string& p : parts)
+      out += (out.empty() ? "" : "; ") + p;
+    return out;
+  }
+
   void require(State s, const char* what) const {
     if (state != s) {
       throw std::logic_error(std::string("ringflow::Engine::") + what + " needs state " +
@@ -476,7 +501,8 @@ void Engine::start() {
                        &m.producer_count,
                        &m.logs,
                        &m.dead_letter_of,
-                       &m.log_sink};
+                       &m.log_sink,
+                       &m.topic_names};
   for (std::uint32_t s = 0; s < m.cfg.shards; ++s) {
     m.shards.push_back(std::make_unique<detail::Shard>(env, s, m.plan.shards[s],
                                                        m.plan.graph_worker_pus(s), m.plan.pinning));
@@ -493,7 +519,18 @@ void Engine::start() {
                      std::to_string(m.logs.size()) + " partition(s), " +
                      std::to_string(m.topic_names.size()) + " topic(s), " +
                      std::to_string(m.subscriptions.size()) + " subscription(s)";
-  detail::Logger(&m.log_sink).log(LogLevel::info, "engine", line);
+  const detail::Logger log(&m.log_sink);
+  log.log(LogLevel::info, "engine", line);
+  log.log(LogLevel::info, "plan", m.plan_summary());
+  // What the config asked for and this process cannot give (an allocator that is not there,
+  // binding without hwloc) is a config problem found at run time: a warning, not a silent
+  // fallback. The other memory notes are information.
+  for (const std::string& note : memory_notes()) {
+    const bool problem = note.find("falls back") != std::string::npos ||
+                         note.find("failed") != std::string::npos ||
+                         note.rfind("no NUMA binding", 0) == 0;
+    log.log(problem ? LogLevel::warn : LogLevel::info, problem ? "config" : "memory", note);
+  }
 }
 
 void Engine::set_log_sink(LogSink sink) {
@@ -780,12 +817,19 @@ std::size_t Engine::redrive(TopicId dead_letter_topic,
         std::this_thread::yield();
       }
       if (s != PublishStatus::ok) {
-        throw std::runtime_error("ringflow: redrive stopped after " + std::to_string(count) +
-                                 " events: publish returned " + std::string(to_string(s)));
+        const std::string why = "redrive of '" + std::string(topic_name(dead_letter_topic)) +
+                                "' stopped after " + std::to_string(count) +
+                                " event(s): publish returned " + std::string(to_string(s));
+        detail::Logger(&impl_->log_sink).log(LogLevel::error, "redrive", why);
+        throw std::runtime_error("ringflow: " + why);
       }
       ++count;
     }
   }
+  detail::Logger(&impl_->log_sink)
+      .log(LogLevel::info, "redrive",
+           "redrive of '" + std::string(topic_name(dead_letter_topic)) +
+               "': " + std::to_string(count) + " dead letter(s) republished to their topics");
   return count;
 }
 

@@ -288,6 +288,8 @@ std::size_t Shard::drain_ring(ProducerState& p, std::uint32_t lane) {
     const std::int64_t stored = timing_ ? now_ns() : 0;
     stages_ns_ = 0;
     run_pipeline();
+    if (stage_throws_ != 0) [[unlikely]]
+      log_stage_exceptions();
     if (requests_in_batch != 0) complete_unheard_requests();
     const std::int64_t handled = timing_ ? now_ns() : 0;
     handle_failures();
@@ -433,10 +435,16 @@ void Shard::run_stage(const Pipeline::Stage& st, Batch& b) {
           break;
         }
       }
-    } catch (...) {
-      // A throwing stage never kills the worker: the event leaves the pipeline, counted.
+    } catch (const std::exception& e) {
+      // A throwing stage never kills the worker: the event leaves the pipeline, counted, and
+      // the shard logs it after the pipeline (rate limited).
       w.live = false;
       ++failed;
+      note_stage_exception(st, e.what());
+    } catch (...) {
+      w.live = false;
+      ++failed;
+      note_stage_exception(st, "unknown exception");
     }
   }
   counters_.filtered.add(filtered);
@@ -465,17 +473,20 @@ void Shard::deliver(std::size_t s, Batch& b) {
       f = &failures_[s][nfailures_[s]++];
       f->kind = o.kind();
       f->delay_ns = o.delay().count();
+      f->threw = false;
       copy_error(f->error, o.kind() == Outcome::Kind::retry ? std::string_view("retry requested")
                                                             : o.reason());
     } catch (const std::exception& e) {
       f = &failures_[s][nfailures_[s]++];
       f->kind = Outcome::Kind::fail;
       f->delay_ns = 0;
+      f->threw = true;
       copy_error(f->error, e.what());
     } catch (...) {
       f = &failures_[s][nfailures_[s]++];
       f->kind = Outcome::Kind::fail;
       f->delay_ns = 0;
+      f->threw = true;
       copy_error(f->error, "unknown exception");
     }
     f->item = static_cast<std::uint32_t>(i);
@@ -544,6 +555,8 @@ void Shard::handle_failures() {
     for (std::size_t k = 0; k < nfailures_[s]; ++k) {
       const Failure& f = failures_[s][k];
       const StagedEvent& st = staged_[f.item];
+      if (f.threw) [[unlikely]]
+        log_handler_exception(s, items_[f.item].topic, f.error);
       on_failure(s, st.hdr, st.key(), st.original(), {st.payload, st.payload_len},
                  items_[f.item].topic, st.hdr.attempt, f, f.error, nullptr, st.reply_token);
     }
@@ -571,6 +584,7 @@ void Shard::on_failure(std::uint32_t sub, const RecordHeader& rec, std::string_v
   }
   RetryEntry* e = wheel_.acquire();
   if (e == nullptr) {
+    log_retry_overflow();
     dead_letter(sub, rec, key, original, attempt, DeadLetterReason::retry_overflow, first_error,
                 f.error, now_ns(), reply_token);
     return;
@@ -625,8 +639,10 @@ void Shard::fire_retry(RetryEntry& e) {
                o.kind() == Outcome::Kind::retry ? std::string_view("retry requested") : o.reason());
   } catch (const std::exception& ex) {
     copy_error(f.error, ex.what());
+    log_handler_exception(e.subscription, e.topic, f.error);
   } catch (...) {
     copy_error(f.error, "unknown exception");
+    log_handler_exception(e.subscription, e.topic, f.error);
   }
   c.failures.add(1);
   on_failure(e.subscription, e.hdr, e.key(), original, {e.payload(), e.payload_len}, e.topic,
@@ -691,8 +707,12 @@ void Shard::deliver_dead_letter(const RecordHeader* rec) {
     try {
       ok = sub.handler(EventView(rec, payload, rec->payload_len, rec->topic)).kind() ==
            Outcome::Kind::ok;
+    } catch (const std::exception& e) {
+      ok = false;
+      log_handler_exception(static_cast<std::uint32_t>(s), rec->topic, e.what());
     } catch (...) {
       ok = false;
+      log_handler_exception(static_cast<std::uint32_t>(s), rec->topic, "unknown exception");
     }
     if (ok) {
       c.ok.add(1);
@@ -731,6 +751,59 @@ void Shard::complete_unheard_requests() noexcept {
       complete_request(w.reply_token, w.rec->publish_ns, RequestStatus::no_subscriber);
     }
   }
+}
+
+}  // namespace ringflow::detail
+
+namespace ringflow::detail {
+
+std::string Shard::topic_name(std::uint32_t t) const {
+  // append(), not "#" + ...: GCC 12 warns falsely (-Wrestrict) on that once inlined.
+  return t < env_.topic_names->size() ? (*env_.topic_names)[t]
+                                      : std::string("#").append(std::to_string(t));
+}
+
+void Shard::log_handler_exception(std::uint32_t sub, std::uint32_t topic, const char* what) {
+  std::uint64_t suppressed = 0;
+  if (!handler_log_limit_.admit(now_ns(), suppressed)) return;
+  const Subscription& s = (*env_.subscriptions)[sub];
+  Logger(env_.log_sink)
+      .log(LogLevel::error, "delivery",
+           "shard " + std::to_string(id_) + ": handler of subscription " + std::to_string(sub) +
+               " ('" + s.pattern + "') threw on topic '" + topic_name(topic) + "': " + what,
+           suppressed);
+}
+
+void Shard::note_stage_exception(const Pipeline::Stage& st, const char* what) noexcept {
+  if (stage_throws_++ == 0) {
+    stage_thrower_ = &st;
+    copy_error(stage_error_, what);
+  }
+}
+
+void Shard::log_stage_exceptions() {
+  const std::uint64_t n = stage_throws_;
+  stage_throws_ = 0;
+  std::uint64_t suppressed = 0;
+  if (!stage_log_limit_.admit(now_ns(), suppressed)) return;
+  Logger(env_.log_sink)
+      .log(LogLevel::error, "pipeline",
+           "shard " + std::to_string(id_) + ": stage '" + stage_thrower_->name + "' threw on " +
+               std::to_string(n) +
+               " event(s) of a batch (dropped, counted as stage failures): " + stage_error_,
+           suppressed);
+}
+
+void Shard::log_retry_overflow() {
+  std::uint64_t suppressed = 0;
+  if (!overflow_log_limit_.admit(now_ns(), suppressed)) return;
+  Logger(env_.log_sink)
+      .log(LogLevel::warn, "config",
+           "shard " + std::to_string(id_) + ": retry.capacity (" +
+               std::to_string(env_.cfg->retry_capacity) +
+               ") retries already scheduled: the event is dead-lettered (retry_overflow); raise "
+               "retry.capacity or slow the retries",
+           suppressed);
 }
 
 }  // namespace ringflow::detail

@@ -7,11 +7,13 @@
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <thread>
 #include <vector>
 
 #include "dedup_window.hpp"
+#include "logger.hpp"
 #include "retry_wheel.hpp"
 #include "ringflow/config.hpp"
 #include "ringflow/detail/cache.hpp"
@@ -120,6 +122,7 @@ struct Failure {
   std::uint32_t item;
   Outcome::Kind kind;
   std::int64_t delay_ns;
+  bool threw;  ///< the handler threw (logged, rate limited, by the shard thread)
   char error[DeadLetterInfo::kErrorBytes];
 };
 
@@ -152,6 +155,7 @@ struct ShardEnv {
   std::vector<std::unique_ptr<PartitionLog>>* logs;     ///< by partition
   const std::vector<std::uint32_t>* dead_letter_topic;  ///< by topic id
   const LogSink* log_sink;                              ///< the engine's (lifecycle, errors)
+  const std::deque<std::string>* topic_names;           ///< by topic id (for log records)
 };
 
 /// Saturating signed addition (due times: now + a handler's delay may not overflow).
@@ -225,6 +229,12 @@ class Shard {
   /// Runs the handlers of dead-letter subscriptions for one stored dead letter.
   void deliver_dead_letter(const RecordHeader* rec);
   void publish_retry_pending() noexcept;
+  // Error logs (shard thread only; rate limited, nothing built unless a record is admitted).
+  void log_handler_exception(std::uint32_t sub, std::uint32_t topic, const char* what);
+  void note_stage_exception(const Pipeline::Stage& st, const char* what) noexcept;
+  void log_stage_exceptions();
+  void log_retry_overflow();
+  [[nodiscard]] std::string topic_name(std::uint32_t t) const;
   std::int64_t backoff(const Subscription& sub, std::uint32_t attempt) noexcept;
 
   ShardEnv env_;
@@ -265,6 +275,16 @@ class Shard {
   /// ordered before the shard reads it by the graph's wait_for_all()).
   std::int64_t stages_ns_ = 0;
   bool timing_ = false;  ///< the current batch is timed
+
+  // Error logs, rate limited per shard and kind (LogRateLimit: owner thread only).
+  LogRateLimit handler_log_limit_;
+  LogRateLimit stage_log_limit_;
+  LogRateLimit overflow_log_limit_;
+  /// Stage exceptions of the current batch: how many, and the first one's stage and what().
+  /// Written by run_stage() (stages run one at a time), read by the shard after the pipeline.
+  std::uint64_t stage_throws_ = 0;
+  const Pipeline::Stage* stage_thrower_ = nullptr;
+  char stage_error_[DeadLetterInfo::kErrorBytes] = {};
 
   alignas(kCacheLine) std::atomic<bool> exit_{false};
   /// Retries still scheduled, retry chains started, and the oldest chain not yet ended (see
