@@ -522,13 +522,14 @@ void Engine::start() {
   const detail::Logger log(&m.log_sink);
   log.log(LogLevel::info, "engine", line);
   log.log(LogLevel::info, "plan", m.plan_summary());
-  // What the config asked for and this process cannot give (an allocator that is not there,
-  // binding without hwloc) is a config problem found at run time: a warning, not a silent
-  // fallback. The other memory notes are information.
+  // What the config asked for and this process cannot give (an arena that could not be made,
+  // binding without hwloc, a jemalloc allocator a config file asked for and the process does
+  // not have) is a config problem found at run time: a warning, not a silent fallback. The
+  // default allocator's fallback and the other memory notes are information.
   for (const std::string& note : memory_notes()) {
-    const bool problem = note.find("falls back") != std::string::npos ||
-                         note.find("failed") != std::string::npos ||
-                         note.rfind("no NUMA binding", 0) == 0;
+    const bool problem =
+        note.find("failed") != std::string::npos || note.rfind("no NUMA binding", 0) == 0 ||
+        (note.find("falls back") != std::string::npos && m.cfg.line_of("memory.allocator") != 0);
     log.log(problem ? LogLevel::warn : LogLevel::info, problem ? "config" : "memory", note);
   }
 }

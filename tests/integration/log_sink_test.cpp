@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "logger.hpp"
+#include "ringflow/numa_memory.hpp"
 #include "ringflow/ringflow.hpp"
 #include "support/bounded.hpp"
 
@@ -87,6 +88,32 @@ TEST(LogSink, ThePlanIsLoggedAtStart) {
   EXPECT_NE(plan.find("pinning off (placement advisory)"), std::string::npos) << plan;
   EXPECT_NE(plan.find("affinity off"), std::string::npos) << plan;  // the planner's notes
   engine.stop();
+}
+
+// A setting the process cannot honour, asked for by a config file: here memory.allocator =
+// "jemalloc" where jemalloc is not in the process (when it is, there is nothing to warn about).
+TEST(LogSink, AnAllocatorTheProcessLacksIsAConfigWarningWhenAFileAskedForIt) {
+  ringflow::EngineConfig cfg = ringflow::parse_config(
+      "[memory]\nallocator = \"jemalloc\"\n[affinity]\npin_threads = false\n");
+  cfg.shards = 1;
+  Captured cap;
+  ringflow::Engine engine(cfg);
+  engine.set_log_sink(cap.sink());
+  engine.start();
+  bool falls_back = false;
+  for (const std::string& note : ringflow::memory_notes())
+    falls_back = falls_back || note.rfind("jemalloc is not in this process", 0) == 0;
+  EXPECT_EQ(cap.has("warn config: jemalloc is not in this process"), falls_back);
+  engine.stop();
+
+  // The same fallback under the default (not asked for by a file) is information.
+  Captured quiet;
+  ringflow::Engine plain(small_config());
+  plain.set_log_sink(quiet.sink());
+  plain.start();
+  EXPECT_FALSE(quiet.has("warn config:"));
+  EXPECT_EQ(quiet.has("info memory: jemalloc is not in this process"), falls_back);
+  plain.stop();
 }
 
 std::span<const std::byte> bytes(std::string_view s) {
