@@ -763,15 +763,19 @@ std::string Shard::topic_name(std::uint32_t t) const {
                                       : std::string("#").append(std::to_string(t));
 }
 
-void Shard::log_handler_exception(std::uint32_t sub, std::uint32_t topic, const char* what) {
+void Shard::log_handler_exception(std::uint32_t sub, std::uint32_t topic,
+                                  const char* what) noexcept {
   std::uint64_t suppressed = 0;
   if (!handler_log_limit_.admit(now_ns(), suppressed)) return;
   const Subscription& s = (*env_.subscriptions)[sub];
-  Logger(env_.log_sink)
-      .log(LogLevel::error, "delivery",
-           "shard " + std::to_string(id_) + ": handler of subscription " + std::to_string(sub) +
-               " ('" + s.pattern + "') threw on topic '" + topic_name(topic) + "': " + what,
-           suppressed);
+  try {  // building the record may throw (bad_alloc): logging must not stop the shard
+    Logger(env_.log_sink)
+        .log(LogLevel::error, "delivery",
+             "shard " + std::to_string(id_) + ": handler of subscription " + std::to_string(sub) +
+                 " ('" + s.pattern + "') threw on topic '" + topic_name(topic) + "': " + what,
+             suppressed);
+  } catch (...) {  // NOLINT(bugprone-empty-catch): the record is lost, the shard goes on
+  }
 }
 
 void Shard::note_stage_exception(const Pipeline::Stage& st, const char* what) noexcept {
@@ -781,29 +785,35 @@ void Shard::note_stage_exception(const Pipeline::Stage& st, const char* what) no
   }
 }
 
-void Shard::log_stage_exceptions() {
+void Shard::log_stage_exceptions() noexcept {
   const std::uint64_t n = stage_throws_;
   stage_throws_ = 0;
   std::uint64_t suppressed = 0;
   if (!stage_log_limit_.admit(now_ns(), suppressed)) return;
-  Logger(env_.log_sink)
-      .log(LogLevel::error, "pipeline",
-           "shard " + std::to_string(id_) + ": stage '" + stage_thrower_->name + "' threw on " +
-               std::to_string(n) +
-               " event(s) of a batch (dropped, counted as stage failures): " + stage_error_,
-           suppressed);
+  try {  // as above
+    Logger(env_.log_sink)
+        .log(LogLevel::error, "pipeline",
+             "shard " + std::to_string(id_) + ": stage '" + stage_thrower_->name + "' threw on " +
+                 std::to_string(n) +
+                 " event(s) of a batch (dropped, counted as stage failures): " + stage_error_,
+             suppressed);
+  } catch (...) {  // NOLINT(bugprone-empty-catch): the record is lost, the shard goes on
+  }
 }
 
-void Shard::log_retry_overflow() {
+void Shard::log_retry_overflow() noexcept {
   std::uint64_t suppressed = 0;
   if (!overflow_log_limit_.admit(now_ns(), suppressed)) return;
-  Logger(env_.log_sink)
-      .log(LogLevel::warn, "config",
-           "shard " + std::to_string(id_) + ": retry.capacity (" +
-               std::to_string(env_.cfg->retry_capacity) +
-               ") retries already scheduled: the event is dead-lettered (retry_overflow); raise "
-               "retry.capacity or slow the retries",
-           suppressed);
+  try {  // as above
+    Logger(env_.log_sink)
+        .log(LogLevel::warn, "config",
+             "shard " + std::to_string(id_) + ": retry.capacity (" +
+                 std::to_string(env_.cfg->retry_capacity) +
+                 ") retries already scheduled: the event is dead-lettered (retry_overflow); "
+                 "raise retry.capacity or slow the retries",
+             suppressed);
+  } catch (...) {  // NOLINT(bugprone-empty-catch): the record is lost, the shard goes on
+  }
 }
 
 }  // namespace ringflow::detail

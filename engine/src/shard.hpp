@@ -230,10 +230,10 @@ class Shard {
   void deliver_dead_letter(const RecordHeader* rec);
   void publish_retry_pending() noexcept;
   // Error logs (shard thread only; rate limited, nothing built unless a record is admitted).
-  void log_handler_exception(std::uint32_t sub, std::uint32_t topic, const char* what);
+  void log_handler_exception(std::uint32_t sub, std::uint32_t topic, const char* what) noexcept;
   void note_stage_exception(const Pipeline::Stage& st, const char* what) noexcept;
-  void log_stage_exceptions();
-  void log_retry_overflow();
+  void log_stage_exceptions() noexcept;
+  void log_retry_overflow() noexcept;
   [[nodiscard]] std::string topic_name(std::uint32_t t) const;
   std::int64_t backoff(const Subscription& sub, std::uint32_t attempt) noexcept;
 
