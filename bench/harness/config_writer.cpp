@@ -63,6 +63,7 @@ std::vector<std::pair<std::string, std::string>> settings(const ringflow::Engine
       {"wal.key_file", quoted(std::string_view(c.wal_key_file))},
       {"wal.key_env", quoted(std::string_view(c.wal_key_env))},
       {"affinity.pin_threads", boolean(c.pin_threads)},
+      {"metrics.latency_sample_every", to_string(c.metrics_latency_sample_every)},
   };
 }
 

@@ -48,6 +48,7 @@ void expect_same(const EngineConfig& a, const EngineConfig& b) {
   EXPECT_EQ(a.idempotency_window_age, b.idempotency_window_age);
   EXPECT_EQ(a.retry_capacity, b.retry_capacity);
   EXPECT_EQ(a.pin_threads, b.pin_threads);
+  EXPECT_EQ(a.metrics_latency_sample_every, b.metrics_latency_sample_every);
 }
 
 EngineConfig every_field_changed() {
@@ -76,6 +77,7 @@ EngineConfig every_field_changed() {
   c.idempotency_window_age = std::chrono::milliseconds{250};
   c.retry_capacity = 512;
   c.pin_threads = false;
+  c.metrics_latency_sample_every = 8;
   return c;
 }
 

@@ -148,6 +148,7 @@ constexpr std::array kBounds{
     Bounds{"retry.capacity", 1, std::uint64_t{1} << 24},
     Bounds{"wal.segment_bytes", 1 << 20, std::uint64_t{1} << 32},
     Bounds{"wal.interval_ms", 1, 60'000},
+    Bounds{"metrics.latency_sample_every", 0, std::uint64_t{1} << 24},
 };
 
 constexpr const Bounds* find_bounds(std::string_view key) {
@@ -359,6 +360,7 @@ const std::vector<KeySpec>& key_specs() {
       string_key("wal.key_file", &E::wal_key_file),
       string_key("wal.key_env", &E::wal_key_env),
       bool_key("affinity.pin_threads", &E::pin_threads),
+      uint_key("metrics.latency_sample_every", &E::metrics_latency_sample_every),
   };
   return specs;
 }
@@ -796,6 +798,7 @@ std::vector<ConfigIssue> check_config(const EngineConfig& cfg, const Topology& t
               std::to_string(cfg.max_payload_bytes + kRecordOverhead));
   }
   range("retry.capacity", cfg.retry_capacity);
+  range("metrics.latency_sample_every", cfg.metrics_latency_sample_every);
   range("idempotency.window", cfg.idempotency_window);
   if (cfg.idempotency_window_age.count() < 0) {
     issue("idempotency.window_ms", "must not be negative (0 = no age limit)");

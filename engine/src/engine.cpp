@@ -131,6 +131,31 @@ struct Engine::Impl {
     return state_atomic.load(std::memory_order_acquire) != State::created;
   }
 
+  /// One line: where each thread runs and what the planner noted (the plan record at start).
+  [[nodiscard]] std::string plan_summary() const {
+    std::vector<std::string> parts;
+    const auto place = [](const std::string& who, const ThreadPlacement& p) {
+      return who + " on core " + std::to_string(p.core) + " (PU " + std::to_string(p.pu_os_index) +
+             ", NUMA node " + std::to_string(p.numa_node) + ")";
+    };
+    for (std::size_t s = 0; s < plan.shards.size(); ++s) {
+      const int mem = s < plan.shard_memory_node.size() ? plan.shard_memory_node[s] : -1;
+      parts.push_back(place("shard " + std::to_string(s), plan.shards[s]) +
+                      (mem < 0 ? ", memory not bound" : ", memory on node " + std::to_string(mem)));
+      if (s < plan.graph_workers.size()) {
+        for (const ThreadPlacement& w : plan.graph_workers[s])
+          parts.push_back(
+              place("graph worker " + std::to_string(s) + "." + std::to_string(w.index), w));
+      }
+    }
+    parts.emplace_back(plan.pinning ? "pinning on" : "pinning off (placement advisory)");
+    parts.insert(parts.end(), plan.notes.begin(), plan.notes.end());
+    std::string out;
+    for (const std::string& p : parts)
+      out += (out.empty() ? "" : "; ") + p;
+    return out;
+  }
+
   void require(State s, const char* what) const {
     if (state != s) {
       throw std::logic_error(std::string("ringflow::Engine::") + what + " needs state " +
@@ -498,7 +523,8 @@ void Engine::start() {
                        &m.dead_letter_of,
                        &m.log_sink,
                        &m.recovered_keys,
-                       m.wal != nullptr};
+                       m.wal != nullptr,
+                       &m.topic_names};
   for (std::uint32_t s = 0; s < m.cfg.shards; ++s) {
     m.shards.push_back(std::make_unique<detail::Shard>(env, s, m.plan.shards[s],
                                                        m.plan.graph_worker_pus(s), m.plan.pinning));
@@ -515,7 +541,19 @@ void Engine::start() {
                      std::to_string(m.logs.size()) + " partition(s), " +
                      std::to_string(m.topic_names.size()) + " topic(s), " +
                      std::to_string(m.subscriptions.size()) + " subscription(s)";
-  detail::Logger(&m.log_sink).log(LogLevel::info, "engine", line);
+  const detail::Logger log(&m.log_sink);
+  log.log(LogLevel::info, "engine", line);
+  log.log(LogLevel::info, "plan", m.plan_summary());
+  // What the config asked for and this process cannot give (an arena that could not be made,
+  // binding without hwloc, a jemalloc allocator a config file asked for and the process does
+  // not have) is a config problem found at run time: a warning, not a silent fallback. The
+  // default allocator's fallback and the other memory notes are information.
+  for (const std::string& note : memory_notes()) {
+    const bool problem =
+        note.find("failed") != std::string::npos || note.rfind("no NUMA binding", 0) == 0 ||
+        (note.find("falls back") != std::string::npos && m.cfg.line_of("memory.allocator") != 0);
+    log.log(problem ? LogLevel::warn : LogLevel::info, problem ? "config" : "memory", note);
+  }
 }
 
 void Engine::set_log_sink(LogSink sink) {
@@ -883,12 +921,19 @@ std::size_t Engine::redrive(TopicId dead_letter_topic,
         std::this_thread::yield();
       }
       if (s != PublishStatus::ok) {
-        throw std::runtime_error("ringflow: redrive stopped after " + std::to_string(count) +
-                                 " events: publish returned " + std::string(to_string(s)));
+        const std::string why = "redrive of '" + std::string(topic_name(dead_letter_topic)) +
+                                "' stopped after " + std::to_string(count) +
+                                " event(s): publish returned " + std::string(to_string(s));
+        detail::Logger(&impl_->log_sink).log(LogLevel::error, "redrive", why);
+        throw std::runtime_error("ringflow: " + why);
       }
       ++count;
     }
   }
+  detail::Logger(&impl_->log_sink)
+      .log(LogLevel::info, "redrive",
+           "redrive of '" + std::string(topic_name(dead_letter_topic)) +
+               "': " + std::to_string(count) + " dead letter(s) republished to their topics");
   return count;
 }
 
@@ -1034,40 +1079,45 @@ MetricsSnapshot Engine::metrics() const {
     add(Metric::partition_end_offset, {part}, log->end_offset());
     add(Metric::partition_first_offset, {part}, log->first_offset());
     add(Metric::partition_segments, {part}, log->segment_count());
+    add(Metric::partition_bytes, {part}, log->bytes_held());
     add(Metric::retention_evictions, {part}, log->evicted_segments());
   }
+  // A histogram sample from a recorder (null: before start(), all zero).
+  const auto add_histogram = [&out](Metric x, std::vector<std::string> labels,
+                                    const detail::LatencyRecorder* rec) {
+    MetricSample h;
+    h.label_values = std::move(labels);
+    h.histogram.buckets.assign(LatencyBuckets::kCount, 0);
+    if (rec != nullptr) {
+      // The count is the sum of the buckets as read (Prometheus wants _count == the +Inf
+      // bucket), so a scrape racing the shard stays self-consistent.
+      std::uint64_t count = 0;
+      for (std::size_t b = 0; b < LatencyBuckets::kCount; ++b) {
+        h.histogram.buckets[b] = rec->buckets[b].get();
+        count += h.histogram.buckets[b];
+      }
+      h.histogram.count = count;
+      h.histogram.sum_ns = rec->sum_ns.get();
+    }
+    out.families[static_cast<std::size_t>(x)].samples.push_back(std::move(h));
+  };
   for (std::size_t sh = 0; sh < m.cfg.shards; ++sh) {
     const std::string id = std::to_string(sh);
-    if (!ready) {
-      for (const Metric x :
-           {Metric::batches, Metric::shard_idle_polls, Metric::shard_yields, Metric::shard_parks})
-        add(x, {id}, 0);
-      MetricSample h;
-      h.label_values = {id};
-      h.histogram.buckets.assign(LatencyBuckets::kCount, 0);
-      out.families[static_cast<std::size_t>(Metric::ingest_to_done)].samples.push_back(h);
-      continue;
+    const detail::Shard* shard = ready ? m.shards[sh].get() : nullptr;
+    const auto counter = [&](const detail::Counter detail::ShardCounters::*c) {
+      return shard == nullptr ? 0 : (shard->counters().*c).get();
+    };
+    add(Metric::batches, {id}, counter(&detail::ShardCounters::batches));
+    add(Metric::shard_idle_polls, {id}, counter(&detail::ShardCounters::idle_polls));
+    add(Metric::shard_yields, {id}, counter(&detail::ShardCounters::yields));
+    add(Metric::shard_parks, {id}, counter(&detail::ShardCounters::parks));
+    add_histogram(Metric::ingest_to_done, {id},
+                  shard == nullptr ? nullptr : &shard->ingest_to_done());
+    for (std::size_t i = 0; i < kLatencyStageCount; ++i) {
+      const auto stage = static_cast<LatencyStage>(i);
+      add_histogram(Metric::stage_latency, {id, std::string(kLatencyStageNames[i])},
+                    shard == nullptr ? nullptr : &shard->stage_latency(stage));
     }
-    const detail::Shard& shard = *m.shards[sh];
-    const detail::ShardCounters& c = shard.counters();
-    add(Metric::batches, {id}, c.batches.get());
-    add(Metric::shard_idle_polls, {id}, c.idle_polls.get());
-    add(Metric::shard_yields, {id}, c.yields.get());
-    add(Metric::shard_parks, {id}, c.parks.get());
-    const detail::LatencyRecorder& rec = shard.ingest_to_done();
-    MetricSample h;
-    h.label_values = {id};
-    h.histogram.buckets.resize(LatencyBuckets::kCount);
-    // The count is the sum of the buckets as read (Prometheus wants _count == the +Inf
-    // bucket), so a scrape racing the shard stays self-consistent.
-    std::uint64_t count = 0;
-    for (std::size_t b = 0; b < LatencyBuckets::kCount; ++b) {
-      h.histogram.buckets[b] = rec.buckets[b].get();
-      count += h.histogram.buckets[b];
-    }
-    h.histogram.count = count;
-    h.histogram.sum_ns = rec.sum_ns.get();
-    out.families[static_cast<std::size_t>(Metric::ingest_to_done)].samples.push_back(std::move(h));
   }
   return out;
 }

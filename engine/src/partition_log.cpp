@@ -153,6 +153,7 @@ void PartitionLog::open_segment(std::size_t i) {
     // Release: pairs with first_offset()'s acquire.
     first_offset_.store(next_first, std::memory_order_release);
     evictions_.store(evictions_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    add_bytes_held(-static_cast<std::int64_t>(s.used));
   }
   s.base.store(end_offset_.load(std::memory_order_relaxed), std::memory_order_relaxed);
   s.count.store(0, std::memory_order_relaxed);
@@ -213,6 +214,7 @@ const detail::RecordHeader* PartitionLog::append(const detail::RecordHeader& hea
   std::atomic_ref<std::uint32_t>(seg->index[count])
       .store(static_cast<std::uint32_t>(seg->used), std::memory_order_relaxed);  // seqlock-guarded
   seg->used += size;
+  add_bytes_held(static_cast<std::int64_t>(size));
   seg->newest_ingest.store(h.ingest_ns, std::memory_order_relaxed);
   // Release: the record and its index entry are complete before a reader counts them.
   seg->count.store(count + 1, std::memory_order_release);
@@ -267,6 +269,7 @@ void PartitionLog::evict_older_than(std::int64_t cutoff_ns) noexcept {
         std::memory_order_release);  // pairs with first_offset()'s acquire
     s.live.store(false, std::memory_order_relaxed);
     evictions_.store(evictions_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    add_bytes_held(-static_cast<std::int64_t>(s.used));
     s.seq.store(seq + 2, std::memory_order_release);
   }
 }

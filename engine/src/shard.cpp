@@ -303,19 +303,38 @@ std::size_t Shard::drain_ring(ProducerState& p, std::uint32_t lane) {
 
   batch_.size = n;
   if (n != 0) {
-    run_pipeline();
-    if (requests_in_batch != 0) complete_unheard_requests();
-    handle_failures();
-    // Sampled latency: one clock read per timed batch, none for the others. Every event of the
-    // batch was ingested at `ingest` and is done now, so the batch counts once per event.
+    // Sampled latency: one batch per sample_every_ events is timed (a clock read after each
+    // stage of the shard's work), the others cost one subtraction. Every event of a timed batch
+    // was ingested at `ingest` and went through each stage with it: it counts once per event.
+    timing_ = false;
     if (sample_every_ != 0) {
       sample_left_ -= static_cast<std::int64_t>(n);
       if (sample_left_ <= 0) [[unlikely]] {
         sample_left_ = sample_every_;
-        const std::int64_t done = now_ns();
-        ingest_to_done_.record(static_cast<std::uint64_t>(std::max<std::int64_t>(0, done - ingest)),
-                               n);
+        timing_ = true;
       }
+    }
+    const std::int64_t stored = timing_ ? now_ns() : 0;
+    stages_ns_ = 0;
+    run_pipeline();
+    if (stage_throws_ != 0) [[unlikely]]
+      log_stage_exceptions();
+    if (requests_in_batch != 0) complete_unheard_requests();
+    const std::int64_t handled = timing_ ? now_ns() : 0;
+    handle_failures();
+    if (timing_) [[unlikely]] {
+      const std::int64_t done = now_ns();
+      const auto span = [](std::int64_t from, std::int64_t to) {
+        return static_cast<std::uint64_t>(std::max<std::int64_t>(0, to - from));
+      };
+      const std::uint64_t pipeline = span(stored, handled);
+      const std::uint64_t stages = std::min(span(0, stages_ns_), pipeline);
+      ingest_to_done_.record(span(ingest, done), n);
+      stage_latency_[static_cast<std::size_t>(LatencyStage::store)].record(span(ingest, stored), n);
+      stage_latency_[static_cast<std::size_t>(LatencyStage::stages)].record(stages, n);
+      stage_latency_[static_cast<std::size_t>(LatencyStage::handlers)].record(pipeline - stages, n);
+      stage_latency_[static_cast<std::size_t>(LatencyStage::failures)].record(span(handled, done),
+                                                                              n);
     }
   }
 
@@ -403,6 +422,7 @@ void Shard::run_pipeline() {
 }
 
 void Shard::run_stage(const Pipeline::Stage& st, Batch& b) {
+  const std::int64_t started = timing_ ? now_ns() : 0;
   std::uint64_t filtered = 0;
   std::uint64_t failed = 0;
   for (std::size_t i = 0; i < b.size; ++i) {
@@ -444,14 +464,22 @@ void Shard::run_stage(const Pipeline::Stage& st, Batch& b) {
           break;
         }
       }
-    } catch (...) {
-      // A throwing stage never kills the worker: the event leaves the pipeline, counted.
+    } catch (const std::exception& e) {
+      // A throwing stage never kills the worker: the event leaves the pipeline, counted, and
+      // the shard logs it after the pipeline (rate limited).
       w.live = false;
       ++failed;
+      note_stage_exception(st, e.what());
+    } catch (...) {
+      w.live = false;
+      ++failed;
+      note_stage_exception(st, "unknown exception");
     }
   }
   counters_.filtered.add(filtered);
   counters_.stage_failures.add(failed);
+  if (timing_) [[unlikely]]
+    stages_ns_ += now_ns() - started;
 }
 
 void Shard::deliver(std::size_t s, Batch& b) {
@@ -474,17 +502,20 @@ void Shard::deliver(std::size_t s, Batch& b) {
       f = &failures_[s][nfailures_[s]++];
       f->kind = o.kind();
       f->delay_ns = o.delay().count();
+      f->threw = false;
       copy_error(f->error, o.kind() == Outcome::Kind::retry ? std::string_view("retry requested")
                                                             : o.reason());
     } catch (const std::exception& e) {
       f = &failures_[s][nfailures_[s]++];
       f->kind = Outcome::Kind::fail;
       f->delay_ns = 0;
+      f->threw = true;
       copy_error(f->error, e.what());
     } catch (...) {
       f = &failures_[s][nfailures_[s]++];
       f->kind = Outcome::Kind::fail;
       f->delay_ns = 0;
+      f->threw = true;
       copy_error(f->error, "unknown exception");
     }
     f->item = static_cast<std::uint32_t>(i);
@@ -553,6 +584,8 @@ void Shard::handle_failures() {
     for (std::size_t k = 0; k < nfailures_[s]; ++k) {
       const Failure& f = failures_[s][k];
       const StagedEvent& st = staged_[f.item];
+      if (f.threw) [[unlikely]]
+        log_handler_exception(s, items_[f.item].topic, f.error);
       on_failure(s, st.hdr, st.key(), st.original(), {st.payload, st.payload_len},
                  items_[f.item].topic, st.hdr.attempt, f, f.error, nullptr, st.reply_token);
     }
@@ -580,6 +613,7 @@ void Shard::on_failure(std::uint32_t sub, const RecordHeader& rec, std::string_v
   }
   RetryEntry* e = wheel_.acquire();
   if (e == nullptr) {
+    log_retry_overflow();
     dead_letter(sub, rec, key, original, attempt, DeadLetterReason::retry_overflow, first_error,
                 f.error, now_ns(), reply_token);
     return;
@@ -634,8 +668,10 @@ void Shard::fire_retry(RetryEntry& e) {
                o.kind() == Outcome::Kind::retry ? std::string_view("retry requested") : o.reason());
   } catch (const std::exception& ex) {
     copy_error(f.error, ex.what());
+    log_handler_exception(e.subscription, e.topic, f.error);
   } catch (...) {
     copy_error(f.error, "unknown exception");
+    log_handler_exception(e.subscription, e.topic, f.error);
   }
   c.failures.add(1);
   on_failure(e.subscription, e.hdr, e.key(), original, {e.payload(), e.payload_len}, e.topic,
@@ -700,8 +736,12 @@ void Shard::deliver_dead_letter(const RecordHeader* rec) {
     try {
       ok = sub.handler(EventView(rec, payload, rec->payload_len, rec->topic)).kind() ==
            Outcome::Kind::ok;
+    } catch (const std::exception& e) {
+      ok = false;
+      log_handler_exception(static_cast<std::uint32_t>(s), rec->topic, e.what());
     } catch (...) {
       ok = false;
+      log_handler_exception(static_cast<std::uint32_t>(s), rec->topic, "unknown exception");
     }
     if (ok) {
       c.ok.add(1);
@@ -739,6 +779,69 @@ void Shard::complete_unheard_requests() noexcept {
     if (!w.live || (env_.ctx->topic_flags[w.topic] & kTopicHasSubscriber) == 0) {
       complete_request(w.reply_token, w.rec->publish_ns, RequestStatus::no_subscriber);
     }
+  }
+}
+
+}  // namespace ringflow::detail
+
+namespace ringflow::detail {
+
+std::string Shard::topic_name(std::uint32_t t) const {
+  // append(), not "#" + ...: GCC 12 warns falsely (-Wrestrict) on that once inlined.
+  return t < env_.topic_names->size() ? (*env_.topic_names)[t]
+                                      : std::string("#").append(std::to_string(t));
+}
+
+void Shard::log_handler_exception(std::uint32_t sub, std::uint32_t topic,
+                                  const char* what) noexcept {
+  std::uint64_t suppressed = 0;
+  if (!handler_log_limit_.admit(now_ns(), suppressed)) return;
+  const Subscription& s = (*env_.subscriptions)[sub];
+  try {  // building the record may throw (bad_alloc): logging must not stop the shard
+    Logger(env_.log_sink)
+        .log(LogLevel::error, "delivery",
+             "shard " + std::to_string(id_) + ": handler of subscription " + std::to_string(sub) +
+                 " ('" + s.pattern + "') threw on topic '" + topic_name(topic) + "': " + what,
+             suppressed);
+  } catch (...) {  // NOLINT(bugprone-empty-catch): the record is lost, the shard goes on
+  }
+}
+
+void Shard::note_stage_exception(const Pipeline::Stage& st, const char* what) noexcept {
+  if (stage_throws_++ == 0) {
+    stage_thrower_ = &st;
+    copy_error(stage_error_, what);
+  }
+}
+
+void Shard::log_stage_exceptions() noexcept {
+  const std::uint64_t n = stage_throws_;
+  stage_throws_ = 0;
+  std::uint64_t suppressed = 0;
+  if (!stage_log_limit_.admit(now_ns(), suppressed)) return;
+  try {  // as above
+    Logger(env_.log_sink)
+        .log(LogLevel::error, "pipeline",
+             "shard " + std::to_string(id_) + ": stage '" + stage_thrower_->name + "' threw on " +
+                 std::to_string(n) +
+                 " event(s) of a batch (dropped, counted as stage failures): " + stage_error_,
+             suppressed);
+  } catch (...) {  // NOLINT(bugprone-empty-catch): the record is lost, the shard goes on
+  }
+}
+
+void Shard::log_retry_overflow() noexcept {
+  std::uint64_t suppressed = 0;
+  if (!overflow_log_limit_.admit(now_ns(), suppressed)) return;
+  try {  // as above
+    Logger(env_.log_sink)
+        .log(LogLevel::warn, "config",
+             "shard " + std::to_string(id_) + ": retry.capacity (" +
+                 std::to_string(env_.cfg->retry_capacity) +
+                 ") retries already scheduled: the event is dead-lettered (retry_overflow); "
+                 "raise retry.capacity or slow the retries",
+             suppressed);
+  } catch (...) {  // NOLINT(bugprone-empty-catch): the record is lost, the shard goes on
   }
 }
 

@@ -7,11 +7,13 @@
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <thread>
 #include <vector>
 
 #include "dedup_window.hpp"
+#include "logger.hpp"
 #include "retry_wheel.hpp"
 #include "ringflow/config.hpp"
 #include "ringflow/detail/cache.hpp"
@@ -121,6 +123,7 @@ struct Failure {
   std::uint32_t item;
   Outcome::Kind kind;
   std::int64_t delay_ns;
+  bool threw;  ///< the handler threw (logged, rate limited, by the shard thread)
   char error[DeadLetterInfo::kErrorBytes];
 };
 
@@ -158,6 +161,7 @@ struct ShardEnv {
   /// Idempotency keys recovered from the write-ahead log, by partition (oldest first).
   const std::vector<std::vector<RecoveredKey>>* recovered_keys;
   bool wal;  ///< the write-ahead log is on: respect durable floors, publish `appended`
+  const std::deque<std::string>* topic_names;           ///< by topic id (for log records)
 };
 
 /// Saturating signed addition (due times: now + a handler's delay may not overflow).
@@ -190,6 +194,9 @@ class Shard {
     return topic_counters_;
   }
   [[nodiscard]] const LatencyRecorder& ingest_to_done() const noexcept { return ingest_to_done_; }
+  [[nodiscard]] const LatencyRecorder& stage_latency(LatencyStage s) const noexcept {
+    return stage_latency_[static_cast<std::size_t>(s)];
+  }
 
  private:
   void run();
@@ -228,6 +235,12 @@ class Shard {
   /// Runs the handlers of dead-letter subscriptions for one stored dead letter.
   void deliver_dead_letter(const RecordHeader* rec);
   void publish_retry_pending() noexcept;
+  // Error logs (shard thread only; rate limited, nothing built unless a record is admitted).
+  void log_handler_exception(std::uint32_t sub, std::uint32_t topic, const char* what) noexcept;
+  void note_stage_exception(const Pipeline::Stage& st, const char* what) noexcept;
+  void log_stage_exceptions() noexcept;
+  void log_retry_overflow() noexcept;
+  [[nodiscard]] std::string topic_name(std::uint32_t t) const;
   std::int64_t backoff(const Subscription& sub, std::uint32_t attempt) noexcept;
 
   ShardEnv env_;
@@ -262,8 +275,23 @@ class Shard {
   bool wal_blocked_ = false;  ///< the last poll stopped at a durable floor (owner only)
   std::int64_t next_retention_check_ns_ = 0;
   LatencyRecorder ingest_to_done_;
-  std::int64_t sample_every_ = 0;  ///< metrics_latency_sample_every (0 = off)
-  std::int64_t sample_left_ = 0;   ///< events until the next timed batch
+  std::int64_t sample_every_ = 0;                      ///< metrics_latency_sample_every (0 = off)
+  std::int64_t sample_left_ = 0;                       ///< events until the next timed batch
+  LatencyRecorder stage_latency_[kLatencyStageCount];  ///< by LatencyStage, the timed batches
+  /// On a timed batch: the pipeline stages' time so far. Written by run_stage() (serial nodes,
+  /// ordered before the shard reads it by the graph's wait_for_all()).
+  std::int64_t stages_ns_ = 0;
+  bool timing_ = false;  ///< the current batch is timed
+
+  // Error logs, rate limited per shard and kind (LogRateLimit: owner thread only).
+  LogRateLimit handler_log_limit_;
+  LogRateLimit stage_log_limit_;
+  LogRateLimit overflow_log_limit_;
+  /// Stage exceptions of the current batch: how many, and the first one's stage and what().
+  /// Written by run_stage() (stages run one at a time), read by the shard after the pipeline.
+  std::uint64_t stage_throws_ = 0;
+  const Pipeline::Stage* stage_thrower_ = nullptr;
+  char stage_error_[DeadLetterInfo::kErrorBytes] = {};
 
   alignas(kCacheLine) std::atomic<bool> exit_{false};
   /// Retries still scheduled, retry chains started, and the oldest chain not yet ended (see

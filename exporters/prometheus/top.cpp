@@ -3,8 +3,8 @@
 //
 //   ringflow-top [--interval-ms 1000] [--iterations N] [--path /metrics] [--no-clear] HOST:PORT
 //
-// Rates are differences between two scrapes; p50/p99 come from the ingest->done histogram over
-// the last interval (or since start when the interval had no sample).
+// Rates are differences between two scrapes; p50/p99 come from the ingest->done and per-stage
+// histograms over the last interval (or since start when the interval had no sample).
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -71,11 +71,13 @@ struct View {
     if (before == nullptr || dt <= 0) return std::nullopt;
     return std::max(0.0, (now.sum(name, match) - before->sum(name, match)) / dt);
   }
-  /// p-quantile over the interval, else since start.
-  [[nodiscard]] std::optional<double> latency(double q, const M& match = {}) const {
-    const auto b = now.buckets("ringflow_ingest_to_done_seconds", match);
+  /// p-quantile of histogram `base` over the interval, else since start.
+  [[nodiscard]] std::optional<double> latency(
+      double q, const M& match = {},
+      const std::string& base = "ringflow_ingest_to_done_seconds") const {
+    const auto b = now.buckets(base, match);
     if (before != nullptr) {
-      const auto d = delta(b, before->buckets("ringflow_ingest_to_done_seconds", match));
+      const auto d = delta(b, before->buckets(base, match));
       if (!d.empty() && d.back().second > 0) return ringflow::prom::quantile(d, q);
     }
     return ringflow::prom::quantile(b, q);
@@ -167,6 +169,19 @@ void render(std::ostream& o, const std::string& url, const View& v, bool clear) 
         fmt_count(s.sum("ringflow_ring_full_total", m)).c_str(),
         fmt_rate(v.rate("ringflow_shard_idle_polls_total", m)).c_str(),
         fmt_ns(v.latency(0.50, m)).c_str(), fmt_ns(v.latency(0.99, m)).c_str());
+    o << line;
+  }
+  // Where ingest -> done goes: the shard's stages, all shards together, in the engine's order.
+  o << "\n";
+  std::snprintf(line, sizeof line, "\x1b[1m%-10s %10s %10s\x1b[0m\n", "STAGE", "P50", "P99");
+  o << line;
+  static constexpr const char* kStages[] = {"store", "stages", "handlers", "failures"};
+  for (const char* st : kStages) {
+    const M m{{"stage", st}};
+    if (s.buckets("ringflow_stage_seconds", m).empty()) continue;
+    std::snprintf(line, sizeof line, "%-10s %10s %10s\n", st,
+                  fmt_ns(v.latency(0.50, m, "ringflow_stage_seconds")).c_str(),
+                  fmt_ns(v.latency(0.99, m, "ringflow_stage_seconds")).c_str());
     o << line;
   }
   o.flush();

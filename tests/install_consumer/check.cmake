@@ -8,7 +8,7 @@ if(rc)
 endif()
 execute_process(COMMAND ${CMAKE_COMMAND} -S ${SOURCE_DIR} -B ${WORK_DIR}/build -G ${GENERATOR}
                         -DCMAKE_CXX_COMPILER=${CXX} -DCMAKE_PREFIX_PATH=${prefix}
-                        -DQUICK_START=${QUICK_START}
+                        -DQUICK_START=${QUICK_START} -DWITH_PROMETHEUS=${WITH_PROMETHEUS}
                 RESULT_VARIABLE rc)
 if(rc)
   message(FATAL_ERROR "configuring the consumer against the installed package failed: ${rc}")
@@ -20,6 +20,12 @@ endif()
 execute_process(COMMAND ${WORK_DIR}/build/consumer RESULT_VARIABLE rc)
 if(rc)
   message(FATAL_ERROR "the consumer exited with ${rc}")
+endif()
+if(WITH_PROMETHEUS)
+  execute_process(COMMAND ${WORK_DIR}/build/prometheus_consumer RESULT_VARIABLE rc TIMEOUT 60)
+  if(rc)
+    message(FATAL_ERROR "the ringflow::prometheus consumer exited with ${rc}")
+  endif()
 endif()
 
 # The quick start, run from a folder outside the source tree: with its defaults, then with the

@@ -97,6 +97,19 @@ TEST(MetricsSnapshot, AgreesWithStatsAfterDrainWhileScrapedConcurrently) {
   EXPECT_EQ(h.count, ok);
   EXPECT_EQ(s.family(Metric::ingest_to_done).samples.size(), 2U);  // one per shard
   EXPECT_GT(h.quantile_ns(0.99), 0.0);
+  // Per stage: one sample per shard and stage, each counting the same timed events.
+  EXPECT_EQ(s.family(Metric::stage_latency).samples.size(), 2U * ringflow::kLatencyStageCount);
+  for (const std::string_view stage : ringflow::kLatencyStageNames) {
+    std::uint64_t count = 0;
+    for (const char* shard : {"0", "1"})
+      count += s.find(Metric::stage_latency, {shard, stage})->histogram.count;
+    EXPECT_EQ(count, h.count) << stage;
+  }
+  std::uint64_t bytes = 0;
+  for (std::uint32_t p = 0; p < engine.partitions(); ++p)
+    bytes += engine.log(p).bytes_held();
+  EXPECT_EQ(s.total(Metric::partition_bytes), bytes);
+  EXPECT_GT(bytes, 0U);
   engine.stop();
 }
 
@@ -121,6 +134,7 @@ TEST(MetricsSnapshot, SamplingOffRecordsNoLatencyAndCountersStayOn) {
   const ringflow::MetricsSnapshot s = engine.metrics();
   EXPECT_EQ(s.value(Metric::events_stored, {"a"}), 1000U);
   EXPECT_EQ(s.merged_histogram(Metric::ingest_to_done).count, 0U);
+  EXPECT_EQ(s.merged_histogram(Metric::stage_latency).count, 0U);
   engine.stop();
 }
 

@@ -107,6 +107,8 @@ retention_bytes = 1048576
 retention_age_ms = 60000
 [affinity]
 pin_threads = false
+[metrics]
+latency_sample_every = 16
 )",
                                       "full.toml");
   EXPECT_EQ(c.partitions, 16U);
@@ -130,11 +132,12 @@ pin_threads = false
   EXPECT_EQ(c.retention_bytes, 1048576U);
   EXPECT_EQ(c.retention_age.count(), 60000);
   EXPECT_FALSE(c.pin_threads);
+  EXPECT_EQ(c.metrics_latency_sample_every, 16U);
   EXPECT_EQ(c.line_of("rings.capacity"), 15);
   EXPECT_EQ(c.line_of("shards"), 7);
   EXPECT_TRUE(check_config(c, two_socket()).empty())
       << check_config(c, two_socket()).front().to_string();
-  EXPECT_EQ(ringflow::known_config_keys().size(), 30U);
+  EXPECT_EQ(ringflow::known_config_keys().size(), 31U);
 }
 
 TEST(ConfigParse, WalKeysAreReadAndChecked) {
@@ -169,6 +172,28 @@ key_env = "ORDERS_WAL_KEY"
   EXPECT_NE(problems("[wal]\nkey_env = \"K\"\n").find("wal.mode is \"off\""), std::string::npos);
   EXPECT_THROW((void)parse_config("[wal]\nmode = \"fast\"\n", "bad.toml"), ringflow::ConfigError);
   EXPECT_THROW((void)parse_config("[wal]\ndir = 5\n", "bad.toml"), ringflow::ConfigError);
+}
+
+TEST(ConfigParse, MetricsSectionSetsLatencySampling) {
+  EXPECT_EQ(EngineConfig{}.metrics_latency_sample_every, 64U);
+  for (const std::uint32_t v : {0U, 1U, 64U, 1U << 24}) {
+    const EngineConfig c =
+        parse_config("[metrics]\nlatency_sample_every = " + std::to_string(v) + "\n", "m.toml");
+    EXPECT_EQ(c.metrics_latency_sample_every, v);
+    EXPECT_TRUE(check_config(c, two_socket()).empty()) << v;
+  }
+  expect_one(parse_issues("[metrics]\nlatency_sample_every = -1\n"), "metrics.latency_sample_every",
+             2, "out of range: -1 (allowed 0..16777216)");
+  expect_one(parse_issues("[metrics]\nlatency_sample_every = \"64\"\n"),
+             "metrics.latency_sample_every", 2, "expected a non-negative integer, got a string");
+  expect_one(parse_issues("[metrics]\nlatency_sample_every = 1.5\n"),
+             "metrics.latency_sample_every", 2, "got a float");
+  expect_one(parse_issues("[metrics]\nlatency_sample_every = 4294967296\n"),
+             "metrics.latency_sample_every", 2, "out of range: 4294967296 (allowed 0..16777216)");
+  expect_one(check("[metrics]\nlatency_sample_every = 16777217\n"), "metrics.latency_sample_every",
+             2, "out of range: 16777217 (allowed 0..16777216)");
+  expect_one(parse_issues("[metrics]\nlatency_sample = 64\n"), "metrics.latency_sample", 2,
+             "did you mean 'metrics.latency_sample_every'?");
 }
 
 TEST(ConfigParse, SyntaxErrorNamesLine) {

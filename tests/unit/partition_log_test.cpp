@@ -138,6 +138,28 @@ TEST(PartitionLog, RetentionEvictsOldestAndReadersAreTold) {
   EXPECT_EQ(e.offset, log.first_offset());
 }
 
+TEST(PartitionLog, BytesHeldCountRecordsAndDropWithEvictedSegments) {
+  PartitionLog log(0, small(4));
+  EXPECT_EQ(log.bytes_held(), 0U);
+  const std::string payload(160, 'p');
+  const std::uint64_t rec = ringflow::detail::record_size(1, payload.size());
+  for (int i = 0; i < 10; ++i)
+    append(log, 100, "k", payload);
+  EXPECT_EQ(log.bytes_held(), 10 * rec);
+  // Fill past retention: segments are reused, what they held no longer counts.
+  for (int i = 0; i < 200; ++i)
+    append(log, 200, "k", payload);
+  EXPECT_GT(log.evicted_segments(), 0U);
+  EXPECT_EQ(log.bytes_held(), (log.end_offset() - log.first_offset()) * rec);
+  EXPECT_LE(log.bytes_held(), 4U * 4096U);
+  // Age retention: every segment but the one being written goes.
+  for (int i = 0; i < 3; ++i)
+    append(log, 5000, "k", payload);
+  log.evict_older_than(1000);
+  EXPECT_EQ(log.bytes_held(), (log.end_offset() - log.first_offset()) * rec);
+  EXPECT_GT(log.bytes_held(), 0U);
+}
+
 TEST(PartitionLog, SeekPastEndAndSeekTime) {
   PartitionLog log(0, small(8));
   for (int i = 0; i < 100; ++i)

@@ -130,8 +130,9 @@ struct EngineConfig {
   bool pin_threads = true;  ///< false: --affinity=off (reported, never silent)
 
   // [metrics]
-  /// Ingest -> done latency: one batch is timed (one clock read) per this many events, and
-  /// recorded once per event of that batch; 1 = every batch, 0 = off. Counters are always on.
+  /// metrics.latency_sample_every: ingest -> done and per-stage latency: one batch is timed (a
+  /// clock read per stage) per this many events, and recorded once per event of that batch;
+  /// 1 = every batch, 0 = off (0..2^24). Counters are always on.
   std::uint32_t metrics_latency_sample_every = 64;
 
   std::string source = "<code>";  ///< where this config came from, for messages

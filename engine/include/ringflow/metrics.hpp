@@ -56,11 +56,13 @@ enum class Metric : std::uint16_t {
   partition_end_offset,       ///< gauge {partition}
   partition_first_offset,     ///< gauge: oldest retained offset {partition}
   partition_segments,         ///< gauge: log segments held {partition}
+  partition_bytes,            ///< gauge: record bytes the partition log holds {partition}
   retention_evictions,        ///< log segments reused by retention {partition}
   shard_idle_polls,           ///< polls that found no work {shard}
   shard_yields,               ///< idle polls that yielded the core (spin_yield) {shard}
   shard_parks,                ///< idle waits on the shard's parking spot (park) {shard}
   ingest_to_done,             ///< histogram {shard}
+  stage_latency,              ///< histogram {shard, stage} (LatencyStage)
   count_
 };
 inline constexpr std::size_t kMetricCount = static_cast<std::size_t>(Metric::count_);
@@ -187,6 +189,11 @@ inline constexpr std::array<MetricDef, kMetricCount> kMetricDefs = {{
      MetricKind::gauge,
      {"partition"},
      1},
+    {"ringflow_partition_bytes",
+     "bytes of records (headers, keys, payloads) the partition log holds",
+     MetricKind::gauge,
+     {"partition"},
+     1},
     {"ringflow_retention_evictions_total",
      "log segments reused by retention",
      MetricKind::counter,
@@ -213,7 +220,26 @@ inline constexpr std::array<MetricDef, kMetricCount> kMetricDefs = {{
      MetricKind::histogram,
      {"shard"},
      1},
+    {"ringflow_stage_seconds",
+     "time a batch spent in each stage of the shard (store, stages, handlers, failures), "
+     "sampled with ingest_to_done (the same batches, weighted by their events)",
+     MetricKind::histogram,
+     {"shard", "stage"},
+     2},
 }};
+
+/// The parts of a shard's work on one batch, timed on the sampled batches (the `stage` label of
+/// ringflow_stage_seconds). Together they make up ingest -> done.
+enum class LatencyStage : std::uint8_t {
+  store,     ///< ingest: deadline and idempotency checks, appending to the partition logs
+  stages,    ///< the pipeline's filter/map/route stages
+  handlers,  ///< the subscriptions' handlers (and requests nobody heard)
+  failures,  ///< retries scheduled and dead letters made for the batch's failures
+  count_
+};
+inline constexpr std::size_t kLatencyStageCount = static_cast<std::size_t>(LatencyStage::count_);
+inline constexpr std::array<std::string_view, kLatencyStageCount> kLatencyStageNames = {
+    "store", "stages", "handlers", "failures"};
 
 [[nodiscard]] constexpr const MetricDef& metric_def(Metric m) noexcept {
   return kMetricDefs[static_cast<std::size_t>(m)];

@@ -133,6 +133,10 @@ class PartitionLog {
     return evictions_.load(std::memory_order_relaxed);  // statistic only
   }
   [[nodiscard]] std::size_t segment_count() const noexcept { return segments_.size(); }
+  /// Bytes of the records it holds (evicted segments no longer count).
+  [[nodiscard]] std::uint64_t bytes_held() const noexcept {
+    return bytes_held_.load(std::memory_order_relaxed);  // statistic only
+  }
   [[nodiscard]] PartitionReader reader() const noexcept;
 
   /// The largest record a segment must hold.
@@ -146,6 +150,12 @@ class PartitionLog {
   void open_segment(std::size_t index);
   [[nodiscard]] bool floor_covers(std::uint64_t end) const noexcept;
   Segment& segment_for(std::uint64_t offset) const noexcept;
+  void add_bytes_held(std::int64_t delta) noexcept {
+    // Relaxed load + store: one writer; readers only report the value.
+    bytes_held_.store(
+        bytes_held_.load(std::memory_order_relaxed) + static_cast<std::uint64_t>(delta),
+        std::memory_order_relaxed);
+  }
 
   std::uint32_t partition_;
   Options opts_;
@@ -161,6 +171,7 @@ class PartitionLog {
   alignas(detail::kCacheLine) std::atomic<std::uint64_t> end_offset_{0};
   std::atomic<std::uint64_t> first_offset_{0};
   std::atomic<std::uint64_t> evictions_{0};
+  std::atomic<std::uint64_t> bytes_held_{0};  ///< written by the writer only
 };
 
 /// Reads one partition's log from any thread, copying events out. Not thread-safe itself

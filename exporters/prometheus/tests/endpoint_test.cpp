@@ -70,6 +70,8 @@ TEST(MetricsEndpoint, ScrapeMatchesAKnownWorkload) {
                    }),
                    so);
   engine.subscribe("orders.dlq", [](const EventView&) {});
+  // A stage that keeps every event: the "stages" part of the per-stage histograms is timed.
+  engine.pipeline().filter("keep", [](const EventView&) { return true; });
   engine.start();
   ringflow::prom::ExporterOptions eo;
   eo.address = "127.0.0.1:0";
@@ -77,24 +79,32 @@ TEST(MetricsEndpoint, ScrapeMatchesAKnownWorkload) {
 
   auto producer = engine.make_producer();
   int ok_publishes = 0;
-  const auto pub = [&](std::string_view key, std::string_view payload,
+  // Bytes the partition logs must hold: each stored event's record, each dead letter's (with
+  // its DeadLetterInfo). Nothing is evicted (8 MiB retention per partition).
+  std::uint64_t log_bytes = 0;
+  enum class Fate { stored, dead_letter, duplicate, expired };
+  const auto pub = [&](std::string_view key, std::string_view payload, Fate fate,
                        const ringflow::PublishOptions& o = {}) {
     ASSERT_EQ(producer.publish(orders, key, bytes(payload), o), PublishStatus::ok);
     ++ok_publishes;
+    if (fate == Fate::stored || fate == Fate::dead_letter)
+      log_bytes += ringflow::detail::record_size(key.size(), payload.size());
+    if (fate == Fate::dead_letter || fate == Fate::expired)
+      log_bytes += ringflow::detail::record_size(key.size(), payload.size(), true);
   };
   for (int i = 0; i < kOk; ++i)
-    pub("k" + std::to_string(i), "ok");
+    pub("k" + std::to_string(i), "ok", Fate::stored);
   for (int i = 0; i < kFail; ++i)
-    pub("f" + std::to_string(i), "fail");
+    pub("f" + std::to_string(i), "fail", Fate::dead_letter);
   for (int i = 0; i < kRetryOnce; ++i)
-    pub("r" + std::to_string(i), "retry-once");
+    pub("r" + std::to_string(i), "retry-once", Fate::stored);
   for (int i = 0; i < kExhausted; ++i)
-    pub("x" + std::to_string(i), "retry-always");
+    pub("x" + std::to_string(i), "retry-always", Fate::dead_letter);
   for (int i = 0; i < kDupKeys; ++i) {
     ringflow::PublishOptions o;
     o.idempotency_key = 1000 + static_cast<std::uint64_t>(i);
-    pub("d" + std::to_string(i), "ok", o);
-    pub("d" + std::to_string(i), "ok", o);
+    pub("d" + std::to_string(i), "ok", Fate::stored, o);
+    pub("d" + std::to_string(i), "ok", Fate::duplicate, o);
   }
   for (int i = 0; i < kExpired; ++i) {
     // Published "10 s ago" with a deadline 5 s ago: publish() accepts it (deadline after its
@@ -103,7 +113,7 @@ TEST(MetricsEndpoint, ScrapeMatchesAKnownWorkload) {
     const std::int64_t now = ringflow::now_ns();
     o.timestamp_ns = now - 10'000'000'000;
     o.deadline_ns = now - 5'000'000'000;
-    pub("e" + std::to_string(i), "ok", o);
+    pub("e" + std::to_string(i), "ok", Fate::expired, o);
   }
   // Refusals, one of each kind the test can cause at will.
   EXPECT_EQ(producer.publish(ringflow::TopicId{999}, "k", bytes("x")),
@@ -170,6 +180,7 @@ TEST(MetricsEndpoint, ScrapeMatchesAKnownWorkload) {
   EXPECT_EQ(s.sum("ringflow_partition_end_offset"), stored + dead_total);
   EXPECT_EQ(s.sum("ringflow_partition_first_offset"), 0);
   EXPECT_EQ(s.sum("ringflow_retention_evictions_total"), 0);
+  EXPECT_EQ(s.sum("ringflow_partition_bytes"), static_cast<double>(log_bytes));
   EXPECT_GT(s.sum("ringflow_batches_total"), 0);
   EXPECT_EQ(s.sum("ringflow_producer_waits_total"), 0);
 
@@ -189,12 +200,39 @@ TEST(MetricsEndpoint, ScrapeMatchesAKnownWorkload) {
   EXPECT_GT(sum_s, 0.0);
   EXPECT_LT(sum_s, 60.0 * stored);
 
+  // Per stage: the same timed batches, so every stage counts every stored event, per shard;
+  // one sample per shard and stage.
+  EXPECT_EQ(s.label_values("ringflow_stage_seconds_count", "stage"),
+            (std::vector<std::string>{"failures", "handlers", "stages", "store"}));
+  for (const std::string_view stage : ringflow::kLatencyStageNames) {
+    const std::string st(stage);
+    EXPECT_EQ(s.sum("ringflow_stage_seconds_count", M{{"stage", st}}), stored) << st;
+    for (const std::string& shard : s.label_values("ringflow_stage_seconds_count", "shard")) {
+      const M match{{"shard", shard}, {"stage", st}};
+      const auto b = s.buckets("ringflow_stage_seconds", match);
+      ASSERT_FALSE(b.empty()) << st;
+      EXPECT_TRUE(std::isinf(b.back().first));
+      EXPECT_EQ(b.back().second, s.get("ringflow_stage_seconds_count", match)) << st;
+      EXPECT_EQ(s.get("ringflow_stage_seconds_count", match),
+                s.get("ringflow_ingest_to_done_seconds_count", M{{"shard", shard}}))
+          << st;
+    }
+  }
+
   // The engine's own snapshot says the same (the endpoint adds nothing of its own).
   const ringflow::MetricsSnapshot snap = engine.metrics();
   EXPECT_EQ(snap.value(ringflow::Metric::events_stored, {"orders"}),
             static_cast<std::uint64_t>(stored));
-  EXPECT_EQ(snap.merged_histogram(ringflow::Metric::ingest_to_done).count,
-            static_cast<std::uint64_t>(stored));
+  const ringflow::HistogramSnapshot total = snap.merged_histogram(ringflow::Metric::ingest_to_done);
+  EXPECT_EQ(total.count, static_cast<std::uint64_t>(stored));
+  // The stages partition ingest -> done: their times add up to it, batch by batch.
+  const ringflow::HistogramSnapshot stages = snap.merged_histogram(ringflow::Metric::stage_latency);
+  EXPECT_EQ(stages.count, total.count * ringflow::kLatencyStageCount);
+  EXPECT_EQ(stages.sum_ns, total.sum_ns);
+  std::uint64_t bytes_held = 0;
+  for (const ringflow::MetricSample& p : snap.family(ringflow::Metric::partition_bytes).samples)
+    bytes_held += p.value;
+  EXPECT_EQ(bytes_held, log_bytes);
   engine.stop();
 }
 

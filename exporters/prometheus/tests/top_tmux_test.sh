@@ -39,6 +39,11 @@ checks=(
   '^1 +payments +- +[-0-9.]+ +200 +4 +4 +0 *$|subscription payments: retries'
   '^latency +ingest->done +p50 [0-9.]+(ns|us|ms) +p99 [0-9.]+(ns|us|ms)|latency p50/p99'
   '^0 +[-0-9.]+ +0 +0 +0 |shard 0 row: ring depths 0, no full'
+  '^STAGE +P50 +P99|stage table'
+  '^store +[0-9.]+(ns|us|ms) +[0-9.]+(ns|us|ms) *$|stage store p50/p99'
+  '^stages +[0-9.]+(ns|us|ms) +[0-9.]+(ns|us|ms) *$|stage stages p50/p99'
+  '^handlers +[0-9.]+(ns|us|ms) +[0-9.]+(ns|us|ms) *$|stage handlers p50/p99'
+  '^failures +[0-9.]+(ns|us|ms) +[0-9.]+(ns|us|ms) *$|stage failures p50/p99'
 )
 run_checks() {  # $1 = verbose
   local bad=0 c
