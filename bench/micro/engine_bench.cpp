@@ -88,7 +88,7 @@ BENCHMARK(step_clock_read)->Name("step/clock_read");
 using SlotRing = ringflow::SpscRing<ringflow::detail::EventSlot>;
 
 void step_publish_slot(benchmark::State& state) {
-  SlotRing ring(65536);
+  SlotRing ring(16384);  // rings.capacity in configs/default.toml: 4 MiB of slots
   const auto payload = payload64();
   const ringflow::PublishOptions o;
   for (auto _ : state) {
@@ -102,7 +102,7 @@ void step_publish_slot(benchmark::State& state) {
 BENCHMARK(step_publish_slot)->Name("step/publish_slot");
 
 void step_drain(benchmark::State& state) {
-  SlotRing ring(65536);
+  SlotRing ring(16384);  // rings.capacity in configs/default.toml: 4 MiB of slots
   const auto payload = payload64();
   const ringflow::PublishOptions o;
   // Fill it once: draining does not consume here (release, then the same slots are re-read
