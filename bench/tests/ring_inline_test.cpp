@@ -117,8 +117,10 @@ TEST(RingInline, RunnerWritesItsRowsIntoSummaryJson) {
   const auto cores = usable_cores();
   ASSERT_FALSE(cores.empty());
   {
+    // capacity > every event the latency trial sends (12.5 k): nothing can be refused there,
+    // however little CPU the consumer gets on a loaded machine; throughput trials retry refusals.
     std::ofstream f(dir / "s.toml");
-    f << "[run]\nsystems = [\"ring_inline\", \"mutex_queue\"]\nrepeats = 1\ncapacity = 4096\n"
+    f << "[run]\nsystems = [\"ring_inline\", \"mutex_queue\"]\nrepeats = 1\ncapacity = 65536\n"
       << "[[scenario]]\nname = \"max_throughput\"\nkind = \"max_throughput\"\n"
       << "events = 100_000\nwarmup_events = 10_000\n"
       << "[[scenario]]\nname = \"latency_at_rate\"\nkind = \"latency_at_rate\"\n"
