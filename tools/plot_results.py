@@ -26,8 +26,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator  # noqa: E402
 
-ORDER = ["ringflow", "mutex_queue", "tbb_graph_direct", "platform_control"]
-COLORS = {"ringflow": "tab:blue", "mutex_queue": "tab:red",
+ORDER = ["ringflow", "ring_inline", "mutex_queue", "tbb_graph_direct", "platform_control"]
+COLORS = {"ringflow": "tab:blue", "ring_inline": "tab:purple", "mutex_queue": "tab:red",
           "tbb_graph_direct": "tab:green", "platform_control": "tab:gray"}
 PCT_TICKS = [(2, "50%"), (10, "90%"), (100, "99%"), (1000, "99.9%"), (10000, "99.99%"),
              (100000, "99.999%")]

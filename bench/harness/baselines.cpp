@@ -9,11 +9,14 @@
 #include <condition_variable>
 #include <deque>
 #include <mutex>
+#include <span>
 #include <stdexcept>
 #include <thread>
 #include <tuple>
 
 #include "harness/affinity.hpp"
+#include "harness/clock.hpp"
+#include "ringflow/spsc_ring.hpp"
 
 namespace ringflow::bench {
 namespace {
@@ -323,6 +326,124 @@ class TbbGraphSystem final : public System {
   std::atomic<std::uint64_t> filtered_{0};
 };
 
+// ------------------------------------------------------------------------------------------
+// ring_inline: the hand-written Disruptor-style pipeline, a control for what this workload can
+// reach on this machine without an engine.
+//
+//   producer ─try_push─▶ SpscRing<BenchEvent> ─front_span/release─▶ consumer thread
+//                        (validate, enrich, route+sink inline on the slot, a batch at a time)
+//
+// No log, no routing table, no graph, no fan-out: one ring of fixed-size 64-byte events read
+// in place, the read index published once per batch, the consumer busy-spinning when empty.
+// ------------------------------------------------------------------------------------------
+
+/// Most events the consumer takes from the ring before publishing its read index.
+constexpr std::size_t kBatch = 256;
+
+class RingInlineSystem final : public System {
+  using Ring = ringflow::SpscRing<BenchEvent>;
+
+  class RingSender final : public Sender {
+   public:
+    explicit RingSender(RingInlineSystem& sys) : sys_(sys) {}
+    bool send(const BenchEvent& ev) noexcept override {
+      if (!sys_.ring_->try_push(ev)) return false;
+      // relaxed load + store, no read-modify-write: this is the only producer (unsupported()
+      // refuses more), and drain() reads the count after a barrier or join with it.
+      sys_.accepted_.store(sys_.accepted_.load(std::memory_order_relaxed) + 1,
+                           std::memory_order_relaxed);
+      return true;
+    }
+
+   private:
+    RingInlineSystem& sys_;
+  };
+
+ public:
+  std::string name() const override { return "ring_inline"; }
+
+  std::string unsupported(const RunSpec& spec) const override {
+    if (spec.producers > 1) {
+      return "ring_inline has one producer and one consumer (" + std::to_string(spec.producers) +
+             " producers asked)";
+    }
+    if (spec.subscribers > 1) return "ring_inline has no fan-out (one consumer)";
+    if (spec.partitions > 1) return "ring_inline has no partitions (one ring, one consumer)";
+    return {};
+  }
+
+  void start(const RunSpec& spec) override {
+    spec_ = spec;
+    ring_ = std::make_unique<Ring>(std::max<std::size_t>(spec.capacity, 1));
+    const int core = spec.worker_cores.empty() ? -1 : spec.worker_cores.front();
+    consumer_ = std::thread([this, core] {
+      (void)pin_current_thread(core);  // the core was checked by the runner
+      consume();
+    });
+  }
+
+  std::unique_ptr<Sender> make_sender(unsigned /*index*/) override {
+    return std::make_unique<RingSender>(*this);
+  }
+
+  void drain() override {
+    // relaxed: the runner's barrier/join already ordered the producer's last store before this.
+    const std::uint64_t target = accepted_.load(std::memory_order_relaxed);
+    // acquire: pairs with the consumer's release store of its completed count.
+    while (completed_.load(std::memory_order_acquire) < target) {
+      std::this_thread::sleep_for(std::chrono::microseconds(50));
+    }
+  }
+
+  SinkTotals stop() override {
+    // relaxed: the consumer only needs to see it eventually; join() orders its sink state.
+    stop_.store(true, std::memory_order_relaxed);
+    if (consumer_.joinable()) consumer_.join();
+    SinkTotals t;
+    t.sinks = sink_;
+    t.filtered = filtered_;
+    ring_.reset();
+    return t;
+  }
+
+  std::string placement() const override {
+    return "1 consumer thread on " +
+           (spec_.worker_cores.empty() ? std::string("unpinned")
+                                       : "core " + std::to_string(spec_.worker_cores.front())) +
+           " (busy-spin, batches of up to " + std::to_string(kBatch) + ")";
+  }
+
+ private:
+  void consume() noexcept {
+    std::uint64_t done = 0;
+    for (;;) {
+      const std::span<BenchEvent> batch = ring_->front_span(kBatch);
+      if (batch.empty()) {
+        // relaxed: see stop(); the ring is empty and the producers are gone once it is set.
+        if (stop_.load(std::memory_order_relaxed)) return;
+        cpu_relax();
+        continue;
+      }
+      for (const BenchEvent& ev : batch) {
+        if (!run_stages(sink_, ev.bytes.data())) ++filtered_;
+      }
+      ring_->release(batch.size());
+      done += batch.size();
+      // release: drain() returns only once these events' stage work is complete.
+      completed_.store(done, std::memory_order_release);
+    }
+  }
+
+  RunSpec spec_;
+  std::unique_ptr<Ring> ring_;
+  std::thread consumer_;
+  SinkState sink_;              // consumer thread only until it is joined
+  std::uint64_t filtered_ = 0;  // likewise
+  alignas(64) std::atomic<std::uint64_t> accepted_{0};
+  alignas(64) std::atomic<std::uint64_t> completed_{0};
+  alignas(64) std::atomic<bool> stop_{false};
+};
+
 }  // namespace
 
 std::unique_ptr<System> make_mutex_queue_system() {
@@ -330,6 +451,9 @@ std::unique_ptr<System> make_mutex_queue_system() {
 }
 std::unique_ptr<System> make_tbb_graph_system() {
   return std::make_unique<TbbGraphSystem>();
+}
+std::unique_ptr<System> make_ring_inline_system() {
+  return std::make_unique<RingInlineSystem>();
 }
 
 }  // namespace ringflow::bench

@@ -9,8 +9,14 @@
 //                     filters) ─▶ enrich (function_node) ─▶ sink function_node(s), all serial,
 //                     one chain per partition, sinks broadcast for fan-out. No rings, no
 //                     partition log. Bounded by an in-flight counter (capacity).
+//   ring_inline       producer ─try_push─▶ one ringflow::SpscRing of 64-byte events ─▶ one
+//                     consumer thread that runs the three stages inline on the slots, a batch
+//                     at a time (front_span/release), busy-spinning when empty. No log, no
+//                     routing, no graph: the hand-written Disruptor-style pipeline, i.e. what
+//                     this workload can reach on this machine (baselines.cpp). One producer,
+//                     one subscriber, one partition; other shapes are reported unsupported.
 //
-// Both pin their worker threads to RunSpec::worker_cores (TBB workers through a
+// All pin their worker threads to RunSpec::worker_cores (TBB workers through a
 // task_scheduler_observer on their arena).
 
 #include <memory>
@@ -21,5 +27,6 @@ namespace ringflow::bench {
 
 [[nodiscard]] std::unique_ptr<System> make_mutex_queue_system();
 [[nodiscard]] std::unique_ptr<System> make_tbb_graph_system();
+[[nodiscard]] std::unique_ptr<System> make_ring_inline_system();
 
 }  // namespace ringflow::bench

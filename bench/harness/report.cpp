@@ -1,69 +1,16 @@
 #include "harness/report.hpp"
 
-#include <cmath>
-#include <fstream>
-#include <map>
-#include <sstream>
-#include <stdexcept>
-#include <tuple>
+#include <algorithm>
+
+#include "harness/meta.hpp"
 
 namespace ringflow::bench {
-namespace {
 
-void write_file(const std::filesystem::path& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << text;
-  if (!out) throw std::runtime_error("cannot write '" + path.string() + "'");
-}
-
-std::string json_quoted(std::string_view s) {
-  std::string q(1, '"');
-  q += json_escape(s);
-  q += '"';
-  return q;
-}
-
-std::string num(double v) {
-  if (!std::isfinite(v)) return "null";
-  std::ostringstream os;
-  os.precision(15);
-  os << v;
-  return os.str();
-}
-
-}  // namespace
-
-std::string json_escape(std::string_view s) {
-  std::string out;
-  out.reserve(s.size() + 2);
-  for (const char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(c));
-          out += buf;
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out;
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const std::size_t n = v.size();
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 std::string format_ns(std::uint64_t ns) {
@@ -120,42 +67,46 @@ std::vector<Ratio> compute_ratios(const std::vector<Row>& rows) {
 }
 
 void write_summary_json(const std::filesystem::path& path, const std::vector<Row>& rows) {
-  std::ostringstream os;
-  os << "[\n";
-  for (std::size_t i = 0; i < rows.size(); ++i) {
-    const Row& r = rows[i];
-    auto lat = [&](std::uint64_t v) { return r.has_latency ? std::to_string(v) : "null"; };
-    os << "  {\"scenario\": \"" << json_escape(r.scenario) << "\", \"system\": \""
-       << json_escape(r.system) << "\", \"offered_eps\": " << num(r.offered_eps)
-       << ", \"achieved_eps\": " << num(r.achieved_eps) << ", \"p50_ns\": " << lat(r.p50_ns)
-       << ", \"p99_ns\": " << lat(r.p99_ns) << ", \"p999_ns\": " << lat(r.p999_ns)
-       << ", \"p9999_ns\": " << lat(r.p9999_ns) << ", \"max_ns\": " << lat(r.max_ns)
-       << ", \"events\": " << r.events << ", \"lost\": " << r.lost << ",\n   \"variant\": \""
-       << json_escape(r.variant) << "\", \"achieved_min_eps\": " << num(r.achieved_min_eps)
-       << ", \"achieved_max_eps\": " << num(r.achieved_max_eps) << ", \"p90_ns\": " << lat(r.p90_ns)
-       << ", \"repeats\": " << r.repeats << ", \"histogram_csv\": "
-       << (r.histogram_csv.empty() ? std::string("null") : json_quoted(r.histogram_csv))
-       << ", \"note\": \"" << json_escape(r.note) << "\"}" << (i + 1 < rows.size() ? "," : "")
-       << "\n";
+  Json out = Json::array();
+  for (const Row& r : rows) {
+    auto lat = [&](std::uint64_t v) { return r.has_latency ? Json(v) : Json(nullptr); };
+    Json j;
+    j["scenario"] = r.scenario;
+    j["system"] = r.system;
+    j["offered_eps"] = r.offered_eps;
+    j["achieved_eps"] = r.achieved_eps;
+    j["p50_ns"] = lat(r.p50_ns);
+    j["p99_ns"] = lat(r.p99_ns);
+    j["p999_ns"] = lat(r.p999_ns);
+    j["p9999_ns"] = lat(r.p9999_ns);
+    j["max_ns"] = lat(r.max_ns);
+    j["events"] = r.events;
+    j["lost"] = r.lost;
+    j["variant"] = r.variant;
+    j["achieved_min_eps"] = r.achieved_min_eps;
+    j["achieved_max_eps"] = r.achieved_max_eps;
+    j["p90_ns"] = lat(r.p90_ns);
+    j["repeats"] = r.repeats;
+    j["histogram_csv"] = r.histogram_csv.empty() ? Json(nullptr) : Json(r.histogram_csv);
+    j["note"] = r.note;
+    out.push_back(std::move(j));
   }
-  os << "]\n";
-  write_file(path, os.str());
+  write_json(path, out);
 }
 
 void write_ratios_json(const std::filesystem::path& path, const std::vector<Ratio>& ratios) {
-  std::ostringstream os;
-  os << "[\n";
-  for (std::size_t i = 0; i < ratios.size(); ++i) {
-    const Ratio& r = ratios[i];
-    os << "  {\"scenario\": \"" << json_escape(r.scenario) << "\", \"variant\": \""
-       << json_escape(r.variant) << "\", \"offered_eps\": " << num(r.offered_eps)
-       << ", \"baseline\": \"" << json_escape(r.baseline)
-       << "\", \"throughput_ratio\": " << num(r.throughput)
-       << ", \"p999_ratio\": " << (r.p999 ? num(*r.p999) : "null") << "}"
-       << (i + 1 < ratios.size() ? "," : "") << "\n";
+  Json out = Json::array();
+  for (const Ratio& r : ratios) {
+    Json j;
+    j["scenario"] = r.scenario;
+    j["variant"] = r.variant;
+    j["offered_eps"] = r.offered_eps;
+    j["baseline"] = r.baseline;
+    j["throughput_ratio"] = r.throughput;
+    j["p999_ratio"] = r.p999 ? Json(*r.p999) : Json(nullptr);
+    out.push_back(std::move(j));
   }
-  os << "]\n";
-  write_file(path, os.str());
+  write_json(path, out);
 }
 
 void print_table(std::FILE* out, const std::vector<Row>& rows, const std::vector<Ratio>& ratios,

@@ -45,7 +45,8 @@ struct Ratio {
 /// ringflow against every other system in the same (scenario, variant, offered) group.
 [[nodiscard]] std::vector<Ratio> compute_ratios(const std::vector<Row>& rows);
 
-[[nodiscard]] std::string json_escape(std::string_view s);
+/// Median of `v` (mean of the middle two for an even count); 0 when empty.
+[[nodiscard]] double median(std::vector<double> v);
 /// "850 ns", "18.2 us", "1.35 ms", "2.10 s"
 [[nodiscard]] std::string format_ns(std::uint64_t ns);
 /// "950k", "1.25M"

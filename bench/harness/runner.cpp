@@ -1,41 +1,30 @@
 #include "harness/runner.hpp"
 
-#include <oneapi/tbb/version.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <barrier>
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
 #include <cstdio>
-#include <ctime>
-#include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <sstream>
 #include <stdexcept>
 #include <thread>
 
 #include "harness/affinity.hpp"
 #include "harness/clock.hpp"
+#include "harness/meta.hpp"
 #include "harness/open_loop.hpp"
 #include "harness/platform_control.hpp"
 #include "harness/request_reply.hpp"
 #include "ringflow/config.hpp"
 #include "ringflow/topology.hpp"
-
-#ifndef RINGFLOW_BENCH_CXX_FLAGS
-#define RINGFLOW_BENCH_CXX_FLAGS "unknown"
-#endif
-#ifndef RINGFLOW_BENCH_BUILD_TYPE
-#define RINGFLOW_BENCH_BUILD_TYPE "unknown"
-#endif
-#ifndef RINGFLOW_SOURCE_DIR
-#define RINGFLOW_SOURCE_DIR "."
-#endif
 
 namespace ringflow::bench {
 namespace {
@@ -65,46 +54,6 @@ void check_deliveries(TrialResult& result, const SinkTotals& totals, std::uint64
     result.error = "sinks saw " + std::to_string(seen) + " deliveries, more than the " +
                    std::to_string(expected) + " accepted";
   }
-}
-
-std::string now_utc() {
-  const std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
-std::string run_command(const std::string& cmd) {
-  std::string out;
-  std::FILE* p = popen(cmd.c_str(), "r");
-  if (p == nullptr) return out;
-  char buf[256];
-  while (std::fgets(buf, sizeof buf, p) != nullptr)
-    out += buf;
-  pclose(p);
-  while (!out.empty() && (out.back() == '\n' || out.back() == ' '))
-    out.pop_back();
-  return out;
-}
-
-std::string json_ints(const std::vector<int>& v) {
-  std::string s = "[";
-  for (std::size_t i = 0; i < v.size(); ++i)
-    s += (i ? ", " : "") + std::to_string(v[i]);
-  return s + "]";
-}
-
-std::string shell_quote(const std::string& s) {
-  if (!s.empty() && s.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                        "0123456789_-./=:,+") == std::string::npos) {
-    return s;
-  }
-  std::string q = "'";
-  for (char c : s)
-    q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
 }
 
 // ---- live progress line (stderr, TTY only) ----
@@ -277,6 +226,7 @@ TrialResult run_throughput_trial(System& sys, const RunSpec& spec, std::uint64_t
     }
   }
   const SinkTotals totals = sys.stop();
+  res.delivery = DeliveryCounts::of(totals);
   if (res.error.empty()) check_deliveries(res, totals, warmup_events + events, spec.subscribers);
   return res;
 }
@@ -345,6 +295,7 @@ TrialResult run_latency_trial(System& sys, const RunSpec& spec, double rate_eps,
   if (res.error.empty()) sys.drain();
   const std::uint64_t t_end = now_ns();
   const SinkTotals totals = sys.stop();
+  res.delivery = DeliveryCounts::of(totals);
   std::uint64_t acc = 0;
   std::uint64_t acc_measured = 0;
   for (unsigned k = 0; k < P; ++k) {
@@ -364,136 +315,34 @@ TrialResult run_latency_trial(System& sys, const RunSpec& spec, double rate_eps,
 }
 
 // ------------------------------------------------------------------------------------------
-// the run
+// retry_dlq counts
+// ------------------------------------------------------------------------------------------
+
+void DeliveryCounts::add(const DeliveryCounts& o) noexcept {
+  failed += o.failed;
+  retried += o.retried;
+  retries += o.retries;
+  dead_letters += o.dead_letters;
+  dead_lettered += o.dead_lettered;
+}
+
+DeliveryCounts DeliveryCounts::of(const SinkTotals& t) noexcept {
+  return {t.failed, t.retried, t.retries, t.dead_letters, t.dead_lettered};
+}
+
+std::string DeliveryCounts::note() const {
+  const bool ok = dead_letters == failed && dead_lettered == failed && retries == retried;
+  return std::string(ok ? "" : "MISMATCH: ") + "retries " + std::to_string(retries) +
+         " (handler asked " + std::to_string(retried) + "), dead letters " +
+         std::to_string(dead_letters) + " (handler failed " + std::to_string(failed) +
+         ", DLQ handler saw " + std::to_string(dead_lettered) + ")";
+}
+
+// ------------------------------------------------------------------------------------------
+// urgent_under_load trial, cores
 // ------------------------------------------------------------------------------------------
 
 namespace {
-
-struct Variant {
-  std::string label;  // "" / "subscribers=4" / "partitions=2"
-  unsigned subscribers = 1;
-  unsigned partitions = 0;  // 0: each system's default
-};
-
-std::vector<Variant> variants_of(const Scenario& s) {
-  std::vector<Variant> out;
-  if (s.kind == ScenarioKind::urgent_under_load || s.kind == ScenarioKind::retry_dlq) {
-    return out;  // run_delivery_scenario()
-  }
-  if (s.kind == ScenarioKind::fanout) {
-    for (unsigned n : s.subscribers)
-      out.push_back({"subscribers=" + std::to_string(n), n, 0});
-  } else if (s.kind == ScenarioKind::partitions_scaling) {
-    for (unsigned n : s.partitions)
-      out.push_back({"partitions=" + std::to_string(n), 1, n});
-  } else {
-    out.push_back({});
-  }
-  return out;
-}
-
-struct Aggregate {
-  std::vector<double> achieved;
-  Histogram latency;
-  Histogram sender_lateness;
-  std::uint64_t events = 0;
-  std::uint64_t lost = 0;
-  std::vector<std::string> errors;
-};
-
-Row make_row(const Scenario& s, const Variant& v, const std::string& system, double offered,
-             const Aggregate& a, bool latency) {
-  Row r;
-  r.scenario = s.name;
-  r.variant = v.label;
-  r.system = system;
-  r.offered_eps = offered;
-  std::vector<double> sorted = a.achieved;
-  std::sort(sorted.begin(), sorted.end());
-  if (!sorted.empty()) {
-    const std::size_t n = sorted.size();
-    r.achieved_eps = n % 2 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
-    r.achieved_min_eps = sorted.front();
-    r.achieved_max_eps = sorted.back();
-  }
-  r.repeats = static_cast<unsigned>(a.achieved.size());
-  r.events = a.events;
-  r.lost = a.lost;
-  r.has_latency = latency && !a.latency.empty();
-  if (r.has_latency) {
-    r.p50_ns = a.latency.value_at_percentile(50);
-    r.p90_ns = a.latency.value_at_percentile(90);
-    r.p99_ns = a.latency.value_at_percentile(99);
-    r.p999_ns = a.latency.value_at_percentile(99.9);
-    r.p9999_ns = a.latency.value_at_percentile(99.99);
-    r.max_ns = a.latency.max();
-  }
-  if (latency && !a.sender_lateness.empty()) {
-    // The sender's own lateness in the same trials: a tail that is also here is the platform's.
-    r.note = "sender late p99.9 " + format_ns(a.sender_lateness.value_at_percentile(99.9)) +
-             ", max " + format_ns(a.sender_lateness.max());
-  }
-  for (const auto& e : a.errors)
-    r.note += (r.note.empty() ? "ERROR: " : "; ") + e;
-  return r;
-}
-
-std::string file_stem(const Scenario& s, const Variant& v, double offered, const std::string& sys) {
-  std::string stem = s.name;
-  if (!v.label.empty()) {
-    std::string l = v.label;
-    std::replace(l.begin(), l.end(), '=', '-');
-    stem += "__" + l;
-  }
-  if (offered > 0) stem += "__" + std::to_string(static_cast<std::uint64_t>(offered)) + "eps";
-  return stem + "__" + sys;
-}
-
-/// Forwards to a system and keeps what its stop() returned (delivery counts for the note).
-class Capture final : public System {
- public:
-  explicit Capture(System& inner) : inner_(inner) {}
-  std::string name() const override { return inner_.name(); }
-  std::string unsupported(const RunSpec& spec) const override { return inner_.unsupported(spec); }
-  bool has_urgent_lane() const override { return inner_.has_urgent_lane(); }
-  bool has_retries() const override { return inner_.has_retries(); }
-  void start(const RunSpec& spec) override { inner_.start(spec); }
-  std::unique_ptr<Sender> make_sender(unsigned index) override { return inner_.make_sender(index); }
-  void drain() override { inner_.drain(); }
-  SinkTotals stop() override {
-    totals = inner_.stop();
-    return totals;
-  }
-  std::string placement() const override { return inner_.placement(); }
-
-  SinkTotals totals;
-
- private:
-  System& inner_;
-};
-
-/// retry_dlq counts over a row's trials.
-struct DeliveryCounts {
-  std::uint64_t failed = 0;
-  std::uint64_t retried = 0;
-  std::uint64_t retries = 0;
-  std::uint64_t dead_letters = 0;
-  std::uint64_t dead_lettered = 0;
-  void add(const SinkTotals& t) {
-    failed += t.failed;
-    retried += t.retried;
-    retries += t.retries;
-    dead_letters += t.dead_letters;
-    dead_lettered += t.dead_lettered;
-  }
-  [[nodiscard]] std::string note() const {
-    const bool ok = dead_letters == failed && dead_lettered == failed && retries == retried;
-    return std::string(ok ? "" : "MISMATCH: ") + "retries " + std::to_string(retries) +
-           " (handler asked " + std::to_string(retried) + "), dead letters " +
-           std::to_string(dead_letters) + " (handler failed " + std::to_string(failed) +
-           ", DLQ handler saw " + std::to_string(dead_lettered) + ")";
-  }
-};
 
 struct UrgentTrial {
   TrialResult r;  ///< latency: the probes'; achieved_eps: probes accepted per second
@@ -617,32 +466,568 @@ void resolve_cores(Scenario& s, const std::string& file) {
   }
 }
 
-double estimate_seconds(const Scenario& s, std::size_t systems) {
-  if (s.kind == ScenarioKind::request_reply) return request_reply_seconds(s);
-  if (s.kind == ScenarioKind::urgent_under_load) {
-    return 2.0 * s.repeats * (s.duration_s + s.warmup_s + 0.05);
+}  // namespace
+
+// ------------------------------------------------------------------------------------------
+// the run: one function per scenario kind (kKinds), sharing the aggregation and the rows
+// ------------------------------------------------------------------------------------------
+
+namespace {
+
+/// What the whole run collects; the scenario functions append to it.
+struct RunContext {
+  const RunnerOptions& opts;
+  ProgressLine& progress;
+  std::map<std::string, std::string> unavailable;  ///< systems this build cannot make, and why
+  std::vector<Row> rows;
+  std::vector<std::string> notes;   ///< printed under the table
+  std::vector<std::string> errors;  ///< trial errors: meta.json, the table, the exit code
+  Json pinning = Json::array();     ///< meta.json
+  Json skipped = Json::array();     ///< meta.json
+
+  void skip(const std::string& scenario, const std::string& system, const std::string& why) {
+    Json j;
+    j["scenario"] = scenario;
+    j["system"] = system;
+    j["reason"] = why;
+    skipped.push_back(std::move(j));
+    notes.push_back(scenario + (system.empty() ? "" : " / " + system) + ": " + why);
   }
-  if (s.kind == ScenarioKind::retry_dlq) {
-    return s.repeats * (static_cast<double>(s.events + s.warmup_events) / 2e6 +
-                        static_cast<double>(s.rates.size()) * (s.duration_s + s.warmup_s + 0.05));
+};
+
+struct Variant {
+  std::string label;  // "" / "subscribers=4" / "partitions=2"
+  unsigned subscribers = 1;
+  unsigned partitions = 0;  // 0: each system's default
+};
+
+/// A row's trials, pooled: throughput median (min-max) over the trials that ran, latency
+/// samples merged, losses and errors summed.
+struct Aggregate {
+  std::vector<double> achieved;
+  Histogram latency;
+  Histogram sender_lateness;
+  std::uint64_t events = 0;
+  std::uint64_t lost = 0;
+  std::vector<std::string> errors;
+  DeliveryCounts delivery;
+
+  /// `where` names the trial in the run's error list ("max_throughput / ringflow").
+  void add(const TrialResult& r, RunContext& ctx, const std::string& where) {
+    if (!r.error.empty()) {
+      errors.push_back(r.error);
+      ctx.errors.push_back(where + ": " + r.error);
+    } else {
+      achieved.push_back(r.achieved_eps);
+    }
+    latency.merge(r.latency);
+    sender_lateness.merge(r.sender_lateness);
+    events += r.events;
+    lost += r.lost;
+    delivery.add(r.delivery);
   }
-  const double variants = s.kind == ScenarioKind::fanout ? static_cast<double>(s.subscribers.size())
-                          : s.kind == ScenarioKind::partitions_scaling
-                              ? static_cast<double>(s.partitions.size())
-                              : 1.0;
-  if (s.is_latency()) {
-    const double per = s.duration_s + s.warmup_s + 0.05;
-    return variants * static_cast<double>(s.rates.size()) * s.repeats *
-           static_cast<double>(systems + (s.control ? 1 : 0)) * per;
+};
+
+Row make_row(const Scenario& s, const Variant& v, const std::string& system, double offered,
+             const Aggregate& a, bool latency) {
+  Row r;
+  r.scenario = s.name;
+  r.variant = v.label;
+  r.system = system;
+  r.offered_eps = offered;
+  if (!a.achieved.empty()) {
+    r.achieved_eps = median(a.achieved);
+    const auto [lo, hi] = std::minmax_element(a.achieved.begin(), a.achieved.end());
+    r.achieved_min_eps = *lo;
+    r.achieved_max_eps = *hi;
   }
-  return variants * s.repeats * static_cast<double>(systems) *
-         static_cast<double>(s.events + s.warmup_events) / 2e6;
+  r.repeats = static_cast<unsigned>(a.achieved.size());
+  r.events = a.events;
+  r.lost = a.lost;
+  r.has_latency = latency && !a.latency.empty();
+  if (r.has_latency) {
+    r.p50_ns = a.latency.value_at_percentile(50);
+    r.p90_ns = a.latency.value_at_percentile(90);
+    r.p99_ns = a.latency.value_at_percentile(99);
+    r.p999_ns = a.latency.value_at_percentile(99.9);
+    r.p9999_ns = a.latency.value_at_percentile(99.99);
+    r.max_ns = a.latency.max();
+  }
+  if (latency && !a.sender_lateness.empty()) {
+    // The sender's own lateness in the same trials: a tail that is also here is the platform's.
+    r.note = "sender late p99.9 " + format_ns(a.sender_lateness.value_at_percentile(99.9)) +
+             ", max " + format_ns(a.sender_lateness.max());
+  }
+  for (const auto& e : a.errors)
+    r.note += (r.note.empty() ? "ERROR: " : "; ") + e;
+  return r;
 }
 
-struct SystemSlot {
-  std::string name;
-  std::string skip_reason;  // non-empty: not run
+std::string file_stem(const Scenario& s, const Variant& v, double offered, const std::string& sys) {
+  std::string stem = s.name;
+  if (!v.label.empty()) {
+    std::string l = v.label;
+    std::replace(l.begin(), l.end(), '=', '-');
+    stem += "__" + l;
+  }
+  if (offered > 0) stem += "__" + std::to_string(static_cast<std::uint64_t>(offered)) + "eps";
+  return stem + "__" + sys;
+}
+
+std::string rep_text(unsigned rep, unsigned repeats) {
+  return " rep " + std::to_string(rep + 1) + "/" + std::to_string(repeats);
+}
+
+/// The progress line's label of one trial: "<where> | <system> rep i/n".
+std::string trial_label(const std::string& where, const std::string& system, unsigned rep,
+                        unsigned repeats) {
+  std::string label = where;
+  label += " | ";
+  label += system;
+  label += rep_text(rep, repeats);
+  return label;
+}
+
+/// One scenario being run: its base RunSpec, the systems that can run it, where they ran.
+class ScenarioRun {
+ public:
+  ScenarioRun(RunContext& context, const Scenario& scenario) : ctx(context), s(scenario) {
+    base.mode = s.is_latency() ? RunMode::latency : RunMode::max_throughput;
+    base.producers = s.producers;
+    base.capacity = s.capacity;
+    base.producer_cores = s.producer_cores;
+    base.worker_cores = s.worker_cores;
+    base.engine_config = ctx.opts.engine_config.string();
+  }
+
+  /// The systems of the scenario that can run `spec`; each one that cannot is reported skipped
+  /// (under `where`, e.g. "fanout subscribers=4"), with `extra` giving a reason of its own.
+  std::vector<std::string> able(const RunSpec& spec, const std::string& where,
+                                const std::function<std::string(System&)>& extra = {}) {
+    std::vector<std::string> out;
+    for (const auto& name : s.systems) {
+      if (auto it = ctx.unavailable.find(name); it != ctx.unavailable.end()) {
+        if (!unavailable_noted_) ctx.skip(s.name, name, "skipped: " + it->second);
+        continue;
+      }
+      std::string why;
+      auto sys = make_system(name, why);
+      std::string reason = sys ? sys->unsupported(spec) : why;
+      if (reason.empty() && extra) reason = extra(*sys);
+      if (!reason.empty()) {
+        ctx.skip(where, name, "skipped: " + reason);
+        continue;
+      }
+      out.push_back(name);
+    }
+    unavailable_noted_ = true;
+    return out;
+  }
+
+  /// One trial of a fresh `name`: `body` runs it; an exception is the trial's error.
+  TrialResult trial(const std::string& name, const std::string& label, unsigned scale,
+                    const std::function<TrialResult(System&)>& body) {
+    ctx.progress.phase(label, scale);
+    std::string why;
+    auto sys = make_system(name, why);
+    TrialResult r;
+    if (!sys) {
+      r.error = why;
+      return r;
+    }
+    try {
+      r = body(*sys);
+    } catch (const std::exception& e) {
+      r.error = e.what();
+    }
+    placements_[name] = sys->placement();
+    return r;
+  }
+
+  /// Appends the row of (variant, system, offered) from its trials, with its histogram CSV.
+  void emit(const Variant& v, const std::string& name, double offered, const Aggregate& a,
+            bool latency, const std::string& note = {}) {
+    Row row = make_row(s, v, name, offered, a, latency);
+    if (!note.empty()) row.note = row.note.empty() ? note : note + "; " + row.note;
+    if (row.has_latency) {
+      const std::string csv = "hist/" + file_stem(s, v, offered, name) + ".csv";
+      a.latency.write_percentile_csv(ctx.opts.out_dir / csv);
+      row.histogram_csv = csv;
+    }
+    ctx.rows.push_back(std::move(row));
+  }
+
+  /// meta.json's pinning entry of this scenario.
+  void record_pinning() {
+    Json j;
+    j["scenario"] = s.name;
+    j["producer_cores"] = s.producer_cores;
+    j["worker_cores"] = s.worker_cores;
+    Json systems = Json::object();
+    for (const auto& [name, where] : placements_)
+      systems[name] = where;
+    if (s.control && s.is_latency()) {
+      systems["platform_control"] = "sender on core " + std::to_string(s.producer_cores.front()) +
+                                    ", spinner on core " + std::to_string(s.worker_cores.front());
+    }
+    j["systems"] = std::move(systems);
+    ctx.pinning.push_back(std::move(j));
+  }
+
+  [[nodiscard]] unsigned producers() const { return std::max(s.producers, 1u); }
+
+  RunContext& ctx;
+  const Scenario& s;
+  RunSpec base;
+
+ private:
+  std::map<std::string, std::string> placements_;
+  bool unavailable_noted_ = false;
 };
+
+/// The platform control's trials at one rate, pooled, and the note of its row.
+struct ControlAggregate {
+  Aggregate agg;
+  SpinnerStats spinner;
+  Histogram sender_only;  // the old, sender-only control, for its note
+  std::uint64_t gaps = 0;
+  std::uint64_t gaps_dropped = 0;
+
+  void run(ScenarioRun& run, double rate, unsigned rep) {
+    const Scenario& s = run.s;
+    run.ctx.progress.phase(
+        s.name + " @" + format_rate(rate) + "/s | platform_control" + rep_text(rep, s.repeats), 1);
+    ControlSpec cs;
+    cs.rate_eps = rate;
+    cs.warmup_events = static_cast<std::uint64_t>(std::llround(rate * s.warmup_s));
+    cs.events =
+        std::max<std::uint64_t>(1, static_cast<std::uint64_t>(std::llround(rate * s.duration_s)));
+    cs.sender_core = s.producer_cores.front();
+    cs.spinner_core = s.worker_cores.front();
+    cs.progress = run.ctx.progress.counter();
+    try {
+      const ControlResult cr = run_platform_control(cs);
+      const double span = static_cast<double>(cr.send.last_send_ns - cr.measured_start_ns);
+      agg.achieved.push_back(span > 0 ? static_cast<double>(cs.events) / (span / 1e9) : 0.0);
+      agg.latency.merge(cr.latency);  // two-core: max(sender lateness, worker stall)
+      agg.events += cr.latency.count();
+      sender_only.merge(cr.lateness);
+      gaps += cr.timeline.gaps.size();
+      gaps_dropped += cr.timeline.dropped;
+      spinner.gaps.merge(cr.spinner.gaps);
+      spinner.spun_ns += cr.spinner.spun_ns;
+      spinner.gaps_over_10us += cr.spinner.gaps_over_10us;
+      spinner.gaps_over_1ms += cr.spinner.gaps_over_1ms;
+      spinner.lost_ns_over_10us += cr.spinner.lost_ns_over_10us;
+    } catch (const std::exception& e) {
+      agg.errors.push_back(e.what());
+      run.ctx.errors.push_back(s.name + " / platform_control: " + e.what());
+    }
+  }
+
+  /// The row's percentiles are the two-core control (platform_control.hpp); the note keeps the
+  /// sender-only figure and the worker-core spinner's statistics.
+  [[nodiscard]] std::string note(int spinner_core) const {
+    const std::string dropped = gaps_dropped == 0 ? std::string()
+                                                  : " (" + std::to_string(gaps_dropped) +
+                                                        " did not fit: the control UNDER-states)";
+    char buf[400];
+    std::snprintf(buf, sizeof buf,
+                  "sender-only p99 %s, p99.9 %s, max %s; spinner core %d: %.2f%% of time in gaps "
+                  ">10us, %llu gaps >1ms, longest %s; %llu gaps >1us on its timeline%s",
+                  format_ns(sender_only.value_at_percentile(99)).c_str(),
+                  format_ns(sender_only.value_at_percentile(99.9)).c_str(),
+                  format_ns(sender_only.max()).c_str(), spinner_core,
+                  spinner.lost_share_10us() * 100.0,
+                  static_cast<unsigned long long>(spinner.gaps_over_1ms),
+                  format_ns(spinner.gaps.max()).c_str(), static_cast<unsigned long long>(gaps),
+                  dropped.c_str());
+    return buf;
+  }
+};
+
+// ---- per kind ----
+
+/// max_throughput (and fanout / partitions_scaling without mode = "latency"): the systems
+/// interleaved (A B C A B C ...), `repeats` times, one row each.
+void throughput_rows(ScenarioRun& run, const Variant& v, const RunSpec& spec) {
+  const Scenario& s = run.s;
+  const std::string where = s.name + (v.label.empty() ? "" : " " + v.label);
+  const auto systems = run.able(spec, where);
+  std::map<std::string, Aggregate> agg;
+  for (unsigned rep = 0; rep < s.repeats; ++rep) {
+    for (const auto& name : systems) {
+      const TrialResult r = run.trial(
+          name, trial_label(where, name, rep, s.repeats), run.producers(), [&](System& sys) {
+            return run_throughput_trial(sys, spec, s.events, s.warmup_events,
+                                        run.ctx.progress.counter());
+          });
+      agg[name].add(r, run.ctx, s.name + " / " + name);
+    }
+  }
+  for (const auto& name : systems)
+    run.emit(v, name, 0, agg[name], false);
+}
+
+/// latency_at_rate / latency_curve (and the variants with mode = "latency"): rate by rate, the
+/// systems interleaved and repeated, then the platform control at the same rate. A
+/// latency_curve stops a system's sweep at the first rate it cannot sustain.
+void latency_rows(ScenarioRun& run, const Variant& v, const RunSpec& spec) {
+  const Scenario& s = run.s;
+  const std::string where = s.name + (v.label.empty() ? "" : " " + v.label);
+  const auto systems = run.able(spec, where);
+  std::map<std::string, bool> saturated;
+  for (const double rate : s.rates) {
+    const std::string where_at = where + " @" + format_rate(rate) + "/s";
+    std::map<std::string, Aggregate> agg;
+    ControlAggregate control;
+    Histogram so_far;
+    run.ctx.progress.p99_so_far(std::nullopt);
+    for (unsigned rep = 0; rep < s.repeats; ++rep) {
+      for (const auto& name : systems) {
+        if (saturated[name]) continue;
+        const TrialResult r = run.trial(
+            name, trial_label(where_at, name, rep, s.repeats), run.producers(), [&](System& sys) {
+              return run_latency_trial(sys, spec, rate, s.duration_s, s.warmup_s,
+                                       run.ctx.progress.counter());
+            });
+        agg[name].add(r, run.ctx, s.name + " @" + format_rate(rate) + " / " + name);
+        so_far.merge(r.latency);
+        run.ctx.progress.p99_so_far(so_far.value_at_percentile(99));
+      }
+      if (s.control) control.run(run, rate, rep);
+    }
+    for (const auto& name : systems) {
+      if (saturated[name]) continue;
+      const Aggregate& a = agg[name];
+      run.emit(v, name, rate, a, true);
+      Row& row = run.ctx.rows.back();
+      if (s.kind == ScenarioKind::latency_curve && a.errors.empty() &&
+          (row.achieved_eps < s.saturation * rate || row.lost * 1000 > row.events + row.lost)) {
+        saturated[name] = true;
+        row.note += (row.note.empty() ? "" : "; ") + std::string("saturated: higher rates skipped");
+      }
+    }
+    if (s.control) {
+      run.emit(v, "platform_control", rate, control.agg, true,
+               control.note(s.worker_cores.front()));
+    }
+  }
+}
+
+/// One row per variant, in throughput or latency mode.
+void variant_rows(ScenarioRun& run, const std::vector<Variant>& variants) {
+  for (const Variant& v : variants) {
+    RunSpec spec = run.base;
+    spec.subscribers = v.subscribers;
+    spec.partitions = v.partitions;
+    if (run.s.is_latency()) {
+      latency_rows(run, v, spec);
+    } else {
+      throughput_rows(run, v, spec);
+    }
+  }
+}
+
+void run_single(ScenarioRun& run) {
+  variant_rows(run, {Variant{}});
+}
+
+void run_fanout(ScenarioRun& run) {
+  std::vector<Variant> vs;
+  for (unsigned n : run.s.subscribers)
+    vs.push_back({"subscribers=" + std::to_string(n), n, 0});
+  variant_rows(run, vs);
+}
+
+void run_partitions(ScenarioRun& run) {
+  std::vector<Variant> vs;
+  for (unsigned n : run.s.partitions)
+    vs.push_back({"partitions=" + std::to_string(n), 1, n});
+  variant_rows(run, vs);
+}
+
+/// urgent_under_load: per system, probes on the urgent lane and (interleaved) on the normal
+/// lane under the same flood; two rows, "urgent" and "normal".
+void run_urgent(ScenarioRun& run) {
+  const Scenario& s = run.s;
+  RunSpec spec = run.base;
+  spec.mode = RunMode::latency;
+  spec.handler_work_ns = s.handler_work_ns;
+  const auto systems = run.able(spec, s.name, [](System& sys) {
+    return sys.has_urgent_lane()
+               ? std::string()
+               : sys.name() +
+                     " has no urgent lane (no priority publish): nothing to compare, "
+                     "no numbers";
+  });
+  const Variant lanes[2] = {{"urgent", 1, 0}, {"normal", 1, 0}};
+  for (const auto& name : systems) {
+    Aggregate agg[2];
+    std::vector<double> flood[2];
+    std::uint64_t probes[2] = {0, 0};
+    std::uint64_t refused[2] = {0, 0};
+    for (unsigned rep = 0; rep < s.repeats; ++rep) {
+      for (int lane = 0; lane < 2; ++lane) {  // interleaved: urgent normal urgent ...
+        UrgentTrial u;
+        const TrialResult r =
+            run.trial(name,
+                      s.name + " " + lanes[lane].label + " probes @" + format_rate(s.rate) +
+                          "/s | " + name + rep_text(rep, s.repeats),
+                      1, [&](System& sys) {
+                        u = run_urgent_trial(sys, spec, s.rate, s.duration_s, s.warmup_s, lane == 0,
+                                             run.ctx.progress.counter());
+                        return u.r;
+                      });
+        agg[lane].add(r, run.ctx, s.name + " " + lanes[lane].label + " / " + name);
+        if (r.error.empty()) flood[lane].push_back(u.flood_eps);
+        probes[lane] += u.probes;
+        refused[lane] += u.refused;
+      }
+    }
+    for (int lane = 0; lane < 2; ++lane) {
+      std::sort(flood[lane].begin(), flood[lane].end());
+      const std::string note = std::string(lane == 0 ? "probes on the urgent lane"
+                                                     : "probes on the normal lane (baseline)") +
+                               "; flood " +
+                               (flood[lane].empty() ? std::string("-")
+                                                    : format_rate(median(flood[lane])) + " ev/s (" +
+                                                          format_rate(flood[lane].front()) + "-" +
+                                                          format_rate(flood[lane].back()) + ")") +
+                               ", handler work " + std::to_string(s.handler_work_ns) +
+                               " ns/flood event; probes refused " + std::to_string(refused[lane]) +
+                               " (" + std::to_string(probes[lane]) + " measured sent)";
+      run.emit(lanes[lane], name, s.rate, agg[lane], true, note);
+    }
+  }
+}
+
+/// retry_dlq: per system, max throughput, then open loop at each rate, with handlers failing
+/// and retrying a share of the events; each row's note checks the retry/dead-letter counts.
+void run_retry_dlq(ScenarioRun& run) {
+  const Scenario& s = run.s;
+  RunSpec spec = run.base;
+  spec.mode = RunMode::max_throughput;
+  spec.fail_share = s.fail_share;
+  spec.retry_share = s.retry_share;
+  const auto systems = run.able(spec, s.name, [](System& sys) {
+    return sys.has_retries()
+               ? std::string()
+               : sys.name() + " has no retry machinery and no dead-letter topic: no numbers";
+  });
+  RunSpec lat = spec;
+  lat.mode = RunMode::latency;
+  const Variant none{};
+  for (const auto& name : systems) {
+    Aggregate a;
+    for (unsigned rep = 0; rep < s.repeats; ++rep) {
+      a.add(run.trial(name, s.name + " | " + name + rep_text(rep, s.repeats), run.producers(),
+                      [&](System& sys) {
+                        return run_throughput_trial(sys, spec, s.events, s.warmup_events,
+                                                    run.ctx.progress.counter());
+                      }),
+            run.ctx, s.name + " / " + name);
+    }
+    run.emit(none, name, 0, a, false, a.delivery.note());
+    for (const double rate : s.rates) {
+      Aggregate al;
+      for (unsigned rep = 0; rep < s.repeats; ++rep) {
+        al.add(
+            run.trial(name,
+                      s.name + " @" + format_rate(rate) + "/s | " + name + rep_text(rep, s.repeats),
+                      run.producers(),
+                      [&](System& sys) {
+                        return run_latency_trial(sys, lat, rate, s.duration_s, s.warmup_s,
+                                                 run.ctx.progress.counter());
+                      }),
+            run.ctx, s.name + " @" + format_rate(rate) + " / " + name);
+      }
+      run.emit(none, name, rate, al, true, al.delivery.note());
+    }
+  }
+}
+
+/// request_reply: its own systems (ringflow's request/reply against a hand-written request
+/// ring + reply ring; the others have no request/reply to compare), request_reply.cpp.
+void run_request_reply_kind(ScenarioRun& run) {
+  run.ctx.progress.phase(run.s.name + " | ringflow, ring_pair, platform_control", 1);
+  run_request_reply(run.s, run.ctx.rows, run.ctx.errors, run.ctx.progress.counter());
+}
+
+// ---- how long each kind takes (the progress line's estimate) ----
+
+double variant_count(const Scenario& s) {
+  return s.kind == ScenarioKind::fanout               ? static_cast<double>(s.subscribers.size())
+         : s.kind == ScenarioKind::partitions_scaling ? static_cast<double>(s.partitions.size())
+                                                      : 1.0;
+}
+
+double variant_seconds(const Scenario& s) {
+  const auto systems = static_cast<double>(s.systems.size());
+  if (s.is_latency()) {
+    const double per = s.duration_s + s.warmup_s + 0.05;
+    return variant_count(s) * static_cast<double>(s.rates.size()) * s.repeats *
+           (systems + (s.control ? 1 : 0)) * per;
+  }
+  return variant_count(s) * s.repeats * systems * static_cast<double>(s.events + s.warmup_events) /
+         2e6;
+}
+
+double urgent_seconds(const Scenario& s) {
+  return 2.0 * s.repeats * (s.duration_s + s.warmup_s + 0.05);
+}
+
+double retry_dlq_seconds(const Scenario& s) {
+  return s.repeats * (static_cast<double>(s.events + s.warmup_events) / 2e6 +
+                      static_cast<double>(s.rates.size()) * (s.duration_s + s.warmup_s + 0.05));
+}
+
+struct KindEntry {
+  ScenarioKind kind;
+  void (*run)(ScenarioRun&);
+  double (*seconds)(const Scenario&);
+  bool pinning;  ///< has a meta.json pinning entry (request_reply reports its own placement)
+};
+
+constexpr std::array kKinds{
+    KindEntry{ScenarioKind::max_throughput, run_single, variant_seconds, true},
+    KindEntry{ScenarioKind::latency_at_rate, run_single, variant_seconds, true},
+    KindEntry{ScenarioKind::latency_curve, run_single, variant_seconds, true},
+    KindEntry{ScenarioKind::fanout, run_fanout, variant_seconds, true},
+    KindEntry{ScenarioKind::partitions_scaling, run_partitions, variant_seconds, true},
+    KindEntry{ScenarioKind::urgent_under_load, run_urgent, urgent_seconds, true},
+    KindEntry{ScenarioKind::retry_dlq, run_retry_dlq, retry_dlq_seconds, true},
+    KindEntry{ScenarioKind::request_reply, run_request_reply_kind, request_reply_seconds, false},
+};
+
+const KindEntry& kind_entry(ScenarioKind k) {
+  for (const auto& e : kKinds) {
+    if (e.kind == k) return e;
+  }
+  throw std::logic_error("ringflow-bench: no runner for scenario kind " +
+                         std::string(to_string(k)));
+}
+
+Json meta_json(const RunnerOptions& opts, const ScenarioFile& file,
+               const std::string& engine_config_text, const std::string& started, RunContext& ctx) {
+  Json m;
+  m["command"] = command_text(opts.command_line);
+  m["cwd"] = std::filesystem::current_path().string();
+  m["started_utc"] = started;
+  m["finished_utc"] = now_utc();
+  m["quick"] = opts.quick;
+  m["scenario_file"] = {{"path", opts.scenarios_file.string()}, {"contents", file.text}};
+  m["engine_config"] = {
+      {"path", opts.engine_config.string()},
+      {"contents", opts.engine_config.empty() ? Json(nullptr) : Json(engine_config_text)}};
+  const Json facts = build_and_machine();
+  for (const auto& [key, value] : facts.items())
+    m[key] = value;
+  m["pinning"] = std::move(ctx.pinning);
+  m["skipped"] = std::move(ctx.skipped);
+  m["errors"] = ctx.errors;
+  return m;
+}
 
 }  // namespace
 
@@ -663,460 +1048,37 @@ int run_benchmarks(const RunnerOptions& opts) {
   std::filesystem::create_directories(opts.out_dir / "hist");
   const std::string started = now_utc();
 
-  // Which systems can be built at all (once, not per trial).
-  std::map<std::string, std::string> unavailable;
-  for (const auto& name : known_systems()) {
-    std::string why;
-    if (!make_system(name, why)) unavailable[name] = why.empty() ? "cannot be built" : why;
-  }
-
   double total_s = 0;
   for (const auto& s : file.scenarios)
-    total_s += estimate_seconds(s, s.systems.size());
+    total_s += kind_entry(s.kind).seconds(s);
   ProgressLine progress(opts.progress && isatty(STDERR_FILENO) != 0, total_s);
 
-  std::vector<Row> rows;
-  std::vector<std::string> notes;
-  std::vector<std::string> errors;
-  std::ostringstream pinning;  // JSON objects for meta.json
-  std::ostringstream skipped;  // likewise
-  bool first_pin = true;
-  bool first_skip = true;
-  auto skip = [&](const std::string& scenario, const std::string& system, const std::string& why) {
-    skipped << (first_skip ? "" : ",") << "\n    {\"scenario\": \"" << json_escape(scenario)
-            << "\", \"system\": \"" << json_escape(system) << "\", \"reason\": \""
-            << json_escape(why) << "\"}";
-    first_skip = false;
-    notes.push_back(scenario + (system.empty() ? "" : " / " + system) + ": " + why);
-  };
+  RunContext ctx{opts, progress, {}, {}, {}, {}, Json::array(), Json::array()};
+  // Which systems can be built at all (once, not per trial).
+  for (const auto& name : known_systems()) {
+    std::string why;
+    if (!make_system(name, why)) ctx.unavailable[name] = why.empty() ? "cannot be built" : why;
+  }
 
   for (const Scenario& s : file.scenarios) {
-    if (s.kind == ScenarioKind::request_reply) {
-      // Its own systems: ringflow's request/reply against a hand-written request ring +
-      // reply ring (the others have no request/reply to compare).
-      progress.phase(s.name + " | ringflow, ring_pair, platform_control", 1);
-      run_request_reply(s, rows, errors, progress.counter());
-      continue;
-    }
-    std::vector<SystemSlot> systems;
-    for (const auto& name : s.systems) {
-      SystemSlot slot{name, {}};
-      if (auto it = unavailable.find(name); it != unavailable.end()) {
-        slot.skip_reason = it->second;
-        skip(s.name, name, "skipped: " + it->second);
-      }
-      systems.push_back(slot);
-    }
-
-    RunSpec base;
-    base.mode = s.is_latency() ? RunMode::latency : RunMode::max_throughput;
-    base.producers = s.producers;
-    base.capacity = s.capacity;
-    base.producer_cores = s.producer_cores;
-    base.worker_cores = s.worker_cores;
-    base.engine_config = opts.engine_config.string();
-
-    std::map<std::string, std::string> placements;
-    if (s.kind == ScenarioKind::urgent_under_load || s.kind == ScenarioKind::retry_dlq) {
-      const bool urgent_kind = s.kind == ScenarioKind::urgent_under_load;
-      RunSpec spec = base;
-      spec.mode = urgent_kind ? RunMode::latency : RunMode::max_throughput;
-      if (urgent_kind) {
-        spec.handler_work_ns = s.handler_work_ns;
-      } else {
-        spec.fail_share = s.fail_share;
-        spec.retry_share = s.retry_share;
-      }
-      std::vector<std::string> able;
-      for (const auto& slot : systems) {
-        if (!slot.skip_reason.empty()) continue;
-        std::string why;
-        auto sys = make_system(slot.name, why);
-        std::string reason = sys ? sys->unsupported(spec) : why;
-        if (reason.empty() && urgent_kind && !sys->has_urgent_lane()) {
-          reason = slot.name +
-                   " has no urgent lane (no priority publish): nothing to compare, no numbers";
-        }
-        if (reason.empty() && !urgent_kind && !sys->has_retries()) {
-          reason = slot.name + " has no retry machinery and no dead-letter topic: no numbers";
-        }
-        if (!reason.empty()) {
-          skip(s.name, slot.name, "skipped: " + reason);
-          continue;
-        }
-        able.push_back(slot.name);
-      }
-      auto record = [&](Aggregate& a, const TrialResult& r, const std::string& where) {
-        if (!r.error.empty()) {
-          a.errors.push_back(r.error);
-          errors.push_back(s.name + where + ": " + r.error);
-        } else {
-          a.achieved.push_back(r.achieved_eps);
-        }
-        a.latency.merge(r.latency);
-        a.sender_lateness.merge(r.sender_lateness);
-        a.events += r.events;
-        a.lost += r.lost;
-      };
-      auto emit = [&](const Variant& v, const std::string& name, double offered, Aggregate& a,
-                      bool latency, const std::string& note) {
-        Row row = make_row(s, v, name, offered, a, latency);
-        row.note = row.note.empty() ? note : note + "; " + row.note;
-        if (row.has_latency) {
-          const std::string csv = "hist/" + file_stem(s, v, offered, name) + ".csv";
-          a.latency.write_percentile_csv(opts.out_dir / csv);
-          row.histogram_csv = csv;
-        }
-        rows.push_back(std::move(row));
-      };
-      for (const auto& name : able) {
-        if (urgent_kind) {
-          const Variant lanes[2] = {{"urgent", 1, 0}, {"normal", 1, 0}};
-          Aggregate agg[2];
-          std::vector<double> flood[2];
-          std::uint64_t probes[2] = {0, 0};
-          std::uint64_t refused[2] = {0, 0};
-          for (unsigned rep = 0; rep < s.repeats; ++rep) {
-            for (int lane = 0; lane < 2; ++lane) {  // interleaved: urgent normal urgent ...
-              progress.phase(s.name + " " + lanes[lane].label + " probes @" + format_rate(s.rate) +
-                                 "/s | " + name + " rep " + std::to_string(rep + 1) + "/" +
-                                 std::to_string(s.repeats),
-                             1);
-              std::string why;
-              auto sys = make_system(name, why);
-              UrgentTrial u;
-              try {
-                u = run_urgent_trial(*sys, spec, s.rate, s.duration_s, s.warmup_s, lane == 0,
-                                     progress.counter());
-              } catch (const std::exception& e) {
-                u.r.error = e.what();
-              }
-              placements[name] = sys->placement();
-              record(agg[lane], u.r, " " + lanes[lane].label + " / " + name);
-              if (u.r.error.empty()) flood[lane].push_back(u.flood_eps);
-              probes[lane] += u.probes;
-              refused[lane] += u.refused;
-            }
-          }
-          for (int lane = 0; lane < 2; ++lane) {
-            std::sort(flood[lane].begin(), flood[lane].end());
-            std::string note =
-                std::string(lane == 0 ? "probes on the urgent lane"
-                                      : "probes on the normal lane (baseline)") +
-                "; flood " +
-                (flood[lane].empty() ? std::string("-")
-                                     : format_rate(flood[lane][flood[lane].size() / 2]) +
-                                           " ev/s (" + format_rate(flood[lane].front()) + "-" +
-                                           format_rate(flood[lane].back()) + ")") +
-                ", handler work " + std::to_string(s.handler_work_ns) +
-                " ns/flood event; probes refused " + std::to_string(refused[lane]) + " (" +
-                std::to_string(probes[lane]) + " measured sent)";
-            emit(lanes[lane], name, s.rate, agg[lane], true, note);
-          }
-          continue;
-        }
-        // retry_dlq: max throughput, then open loop at each rate.
-        const Variant none{};
-        {
-          Aggregate a;
-          DeliveryCounts c;
-          for (unsigned rep = 0; rep < s.repeats; ++rep) {
-            progress.phase(s.name + " | " + name + " rep " + std::to_string(rep + 1) + "/" +
-                               std::to_string(s.repeats),
-                           std::max(s.producers, 1u));
-            std::string why;
-            auto inner = make_system(name, why);
-            Capture sys(*inner);
-            TrialResult r;
-            try {
-              r = run_throughput_trial(sys, spec, s.events, s.warmup_events, progress.counter());
-            } catch (const std::exception& e) {
-              r.error = e.what();
-            }
-            placements[name] = inner->placement();
-            record(a, r, " / " + name);
-            c.add(sys.totals);
-          }
-          emit(none, name, 0, a, false, c.note());
-        }
-        RunSpec lat = spec;
-        lat.mode = RunMode::latency;
-        for (const double rate : s.rates) {
-          Aggregate a;
-          DeliveryCounts c;
-          for (unsigned rep = 0; rep < s.repeats; ++rep) {
-            progress.phase(s.name + " @" + format_rate(rate) + "/s | " + name + " rep " +
-                               std::to_string(rep + 1) + "/" + std::to_string(s.repeats),
-                           std::max(s.producers, 1u));
-            std::string why;
-            auto inner = make_system(name, why);
-            Capture sys(*inner);
-            TrialResult r;
-            try {
-              r = run_latency_trial(sys, lat, rate, s.duration_s, s.warmup_s, progress.counter());
-            } catch (const std::exception& e) {
-              r.error = e.what();
-            }
-            placements[name] = inner->placement();
-            record(a, r, " @" + format_rate(rate) + " / " + name);
-            c.add(sys.totals);
-          }
-          emit(none, name, rate, a, true, c.note());
-        }
-      }
-    }
-    for (const Variant& v : variants_of(s)) {
-      RunSpec spec = base;
-      spec.subscribers = v.subscribers;
-      spec.partitions = v.partitions;
-      // Per-variant support check (e.g. a system without fan-out).
-      std::vector<SystemSlot> active = systems;
-      for (auto& slot : active) {
-        if (!slot.skip_reason.empty()) continue;
-        std::string why;
-        auto sys = make_system(slot.name, why);
-        const std::string reason = sys ? sys->unsupported(spec) : why;
-        if (!reason.empty()) {
-          slot.skip_reason = reason;
-          skip(s.name + (v.label.empty() ? "" : " " + v.label), slot.name, "skipped: " + reason);
-        }
-      }
-
-      auto run_one = [&](const std::string& name, double rate,
-                         const std::string& label) -> TrialResult {
-        progress.phase(label, std::max(s.producers, 1u));
-        std::string why;
-        auto sys = make_system(name, why);
-        TrialResult r;
-        if (!sys) {
-          r.error = why;
-          return r;
-        }
-        try {
-          r = s.is_latency()
-                  ? run_latency_trial(*sys, spec, rate, s.duration_s, s.warmup_s,
-                                      progress.counter())
-                  : run_throughput_trial(*sys, spec, s.events, s.warmup_events, progress.counter());
-        } catch (const std::exception& e) {
-          r.error = e.what();
-        }
-        placements[name] = sys->placement();
-        return r;
-      };
-
-      if (!s.is_latency()) {
-        std::map<std::string, Aggregate> agg;
-        for (unsigned rep = 0; rep < s.repeats; ++rep) {
-          for (const auto& slot : active) {  // interleaved: A B C A B C ...
-            if (!slot.skip_reason.empty()) continue;
-            const std::string label = s.name + (v.label.empty() ? "" : " " + v.label) + " | " +
-                                      slot.name + " rep " + std::to_string(rep + 1) + "/" +
-                                      std::to_string(s.repeats);
-            TrialResult r = run_one(slot.name, 0, label);
-            Aggregate& a = agg[slot.name];
-            if (!r.error.empty()) {
-              a.errors.push_back(r.error);
-              errors.push_back(s.name + " / " + slot.name + ": " + r.error);
-            } else {
-              a.achieved.push_back(r.achieved_eps);
-            }
-            a.events += r.events;
-            a.lost += r.lost;
-          }
-        }
-        for (const auto& slot : active) {
-          if (slot.skip_reason.empty())
-            rows.push_back(make_row(s, v, slot.name, 0, agg[slot.name], false));
-        }
-        continue;
-      }
-
-      // Latency: rate by rate; each rate's trials interleaved and repeated.
-      std::map<std::string, double> saturated_at;
-      for (const double rate : s.rates) {
-        std::map<std::string, Aggregate> agg;
-        SpinnerStats spinner_total;
-        Histogram control_sender_only;  // the old, sender-only control, for its note
-        std::uint64_t control_gaps = 0;
-        std::uint64_t control_gaps_dropped = 0;
-        Histogram so_far;
-        progress.p99_so_far(std::nullopt);
-        for (unsigned rep = 0; rep < s.repeats; ++rep) {
-          for (const auto& slot : active) {
-            if (!slot.skip_reason.empty() || saturated_at.count(slot.name) != 0) continue;
-            const std::string label = s.name + (v.label.empty() ? "" : " " + v.label) + " @" +
-                                      format_rate(rate) + "/s | " + slot.name + " rep " +
-                                      std::to_string(rep + 1) + "/" + std::to_string(s.repeats);
-            TrialResult r = run_one(slot.name, rate, label);
-            Aggregate& a = agg[slot.name];
-            if (!r.error.empty()) {
-              a.errors.push_back(r.error);
-              errors.push_back(s.name + " @" + format_rate(rate) + " / " + slot.name + ": " +
-                               r.error);
-            } else {
-              a.achieved.push_back(r.achieved_eps);
-            }
-            a.latency.merge(r.latency);
-            a.sender_lateness.merge(r.sender_lateness);
-            a.events += r.events;
-            a.lost += r.lost;
-            so_far.merge(r.latency);
-            progress.p99_so_far(so_far.value_at_percentile(99));
-          }
-          if (s.control) {
-            progress.phase(s.name + " @" + format_rate(rate) + "/s | platform_control rep " +
-                               std::to_string(rep + 1) + "/" + std::to_string(s.repeats),
-                           1);
-            ControlSpec cs;
-            cs.rate_eps = rate;
-            cs.warmup_events = static_cast<std::uint64_t>(std::llround(rate * s.warmup_s));
-            cs.events = std::max<std::uint64_t>(
-                1, static_cast<std::uint64_t>(std::llround(rate * s.duration_s)));
-            cs.sender_core = s.producer_cores.front();
-            cs.spinner_core = s.worker_cores.front();
-            cs.progress = progress.counter();
-            Aggregate& a = agg["platform_control"];
-            try {
-              const ControlResult cr = run_platform_control(cs);
-              const double span = static_cast<double>(cr.send.last_send_ns - cr.measured_start_ns);
-              a.achieved.push_back(span > 0 ? static_cast<double>(cs.events) / (span / 1e9) : 0.0);
-              a.latency.merge(cr.latency);  // two-core: max(sender lateness, worker stall)
-              a.events += cr.latency.count();
-              control_sender_only.merge(cr.lateness);
-              control_gaps += cr.timeline.gaps.size();
-              control_gaps_dropped += cr.timeline.dropped;
-              spinner_total.gaps.merge(cr.spinner.gaps);
-              spinner_total.spun_ns += cr.spinner.spun_ns;
-              spinner_total.gaps_over_10us += cr.spinner.gaps_over_10us;
-              spinner_total.gaps_over_1ms += cr.spinner.gaps_over_1ms;
-              spinner_total.lost_ns_over_10us += cr.spinner.lost_ns_over_10us;
-            } catch (const std::exception& e) {
-              a.errors.push_back(e.what());
-              errors.push_back(s.name + " / platform_control: " + e.what());
-            }
-          }
-        }
-        auto emit = [&](const std::string& name, const std::string& note) {
-          Row row = make_row(s, v, name, rate, agg[name], true);
-          if (!note.empty()) row.note = row.note.empty() ? note : row.note + "; " + note;
-          if (row.has_latency) {
-            const std::string csv = "hist/" + file_stem(s, v, rate, name) + ".csv";
-            agg[name].latency.write_percentile_csv(opts.out_dir / csv);
-            row.histogram_csv = csv;
-          }
-          rows.push_back(std::move(row));
-        };
-        for (const auto& slot : active) {
-          if (!slot.skip_reason.empty() || saturated_at.count(slot.name) != 0) continue;
-          emit(slot.name, {});
-          const Row& row = rows.back();
-          if (s.kind == ScenarioKind::latency_curve && agg[slot.name].errors.empty() &&
-              (row.achieved_eps < s.saturation * rate || row.lost * 1000 > row.events + row.lost)) {
-            saturated_at[slot.name] = rate;
-            rows.back().note += (rows.back().note.empty() ? "" : "; ") +
-                                std::string("saturated: higher rates skipped");
-          }
-        }
-        if (s.control) {
-          // The row's percentiles are the two-core control (platform_control.hpp); the note
-          // keeps the sender-only figure (the control before it covered the worker core) and
-          // the worker-core spinner's statistics.
-          const std::string dropped = control_gaps_dropped == 0
-                                          ? std::string()
-                                          : " (" + std::to_string(control_gaps_dropped) +
-                                                " did not fit: the control UNDER-states)";
-          char buf[400];
-          std::snprintf(
-              buf, sizeof buf,
-              "sender-only p99 %s, p99.9 %s, max %s; spinner core %d: %.2f%% of time in gaps "
-              ">10us, %llu gaps >1ms, longest %s; %llu gaps >1us on its timeline%s",
-              format_ns(control_sender_only.value_at_percentile(99)).c_str(),
-              format_ns(control_sender_only.value_at_percentile(99.9)).c_str(),
-              format_ns(control_sender_only.max()).c_str(), s.worker_cores.front(),
-              spinner_total.lost_share_10us() * 100.0,
-              static_cast<unsigned long long>(spinner_total.gaps_over_1ms),
-              format_ns(spinner_total.gaps.max()).c_str(),
-              static_cast<unsigned long long>(control_gaps), dropped.c_str());
-          emit("platform_control", buf);
-        }
-      }
-    }
-
-    pinning << (first_pin ? "" : ",") << "\n    {\"scenario\": \"" << json_escape(s.name)
-            << "\", \"producer_cores\": " << json_ints(s.producer_cores)
-            << ", \"worker_cores\": " << json_ints(s.worker_cores) << ", \"systems\": {";
-    bool first = true;
-    for (const auto& [name, where] : placements) {
-      pinning << (first ? "" : ", ") << "\"" << json_escape(name) << "\": \"" << json_escape(where)
-              << "\"";
-      first = false;
-    }
-    if (s.control && s.is_latency()) {
-      pinning << (first ? "" : ", ") << "\"platform_control\": \"sender on core "
-              << s.producer_cores.front() << ", spinner on core " << s.worker_cores.front() << "\"";
-    }
-    pinning << "}}";
-    first_pin = false;
+    const KindEntry& kind = kind_entry(s.kind);
+    ScenarioRun run(ctx, s);
+    kind.run(run);
+    if (kind.pinning) run.record_pinning();
   }
 
-  const auto ratios = compute_ratios(rows);
-  write_summary_json(opts.out_dir / "summary.json", rows);
+  const auto ratios = compute_ratios(ctx.rows);
+  write_summary_json(opts.out_dir / "summary.json", ctx.rows);
   write_ratios_json(opts.out_dir / "ratios.json", ratios);
+  write_json(opts.out_dir / "meta.json", meta_json(opts, file, engine_config_text, started, ctx));
 
-  // meta.json
-  std::ostringstream m;
-  std::string cmd;
-  for (const auto& a : opts.command_line)
-    cmd += (cmd.empty() ? "" : " ") + shell_quote(a);
-  const std::string src = RINGFLOW_SOURCE_DIR;
-  const std::string rev = run_command("git -C " + shell_quote(src) + " rev-parse HEAD 2>/dev/null");
-  const std::string dirty =
-      rev.empty() ? ""
-                  : run_command("git -C " + shell_quote(src) +
-                                " status --porcelain --untracked-files=no 2>/dev/null | head -1");
-#if defined(__clang__)
-  const std::string compiler = std::string("clang ") + __clang_version__;
-#elif defined(__GNUC__)
-  const std::string compiler = std::string("g++ ") + __VERSION__;
-#else
-  const std::string compiler = "unknown";
-#endif
-  const auto usable = usable_cores();
-  m << "{\n  \"command\": \"" << json_escape(cmd) << "\",\n  \"cwd\": \""
-    << json_escape(std::filesystem::current_path().string()) << "\",\n  \"started_utc\": \""
-    << started << "\",\n  \"finished_utc\": \"" << now_utc()
-    << "\",\n  \"quick\": " << (opts.quick ? "true" : "false")
-    << ",\n  \"scenario_file\": {\"path\": \"" << json_escape(opts.scenarios_file.string())
-    << "\", \"contents\": \"" << json_escape(file.text)
-    << "\"},\n  \"engine_config\": {\"path\": \"" << json_escape(opts.engine_config.string())
-    << "\", \"contents\": "
-    << (opts.engine_config.empty() ? "null" : "\"" + json_escape(engine_config_text) + "\"")
-    << "},\n  \"git_revision\": " << (rev.empty() ? "null" : "\"" + json_escape(rev) + "\"")
-    << ",\n  \"git_dirty\": " << (rev.empty() ? "null" : (dirty.empty() ? "false" : "true"))
-    << ",\n  \"compiler\": \"" << json_escape(compiler) << "\",\n  \"cxx_flags\": \""
-    << json_escape(RINGFLOW_BENCH_CXX_FLAGS) << "\",\n  \"build_type\": \""
-    << json_escape(RINGFLOW_BENCH_BUILD_TYPE) << "\",\n  \"tbb_version\": \"" << TBB_VERSION_STRING
-    << "\",\n  \"cpu_model\": \"" << json_escape(cpu_model())
-    << "\",\n  \"cores_online\": " << std::thread::hardware_concurrency()
-    << ",\n  \"cores_usable\": " << json_ints(usable) << ",\n  \"pinning\": [" << pinning.str()
-    << "\n  ],\n  \"skipped\": [" << skipped.str() << "\n  ],\n  \"errors\": [";
-  for (std::size_t i = 0; i < errors.size(); ++i) {
-    m << (i ? "," : "") << "\n    \"" << json_escape(errors[i]) << "\"";
-  }
-  m << "\n  ]\n}\n";
-  {
-    std::ofstream out(opts.out_dir / "meta.json", std::ios::binary | std::ios::trunc);
-    out << m.str();
-    if (!out) throw std::runtime_error("cannot write " + (opts.out_dir / "meta.json").string());
-  }
-
-  std::vector<std::string> all_notes = notes;
-  for (const auto& e : errors)
+  std::vector<std::string> all_notes = ctx.notes;
+  for (const auto& e : ctx.errors)
     all_notes.push_back("ERROR " + e);
-  print_table(stdout, rows, ratios, all_notes);
+  print_table(stdout, ctx.rows, ratios, all_notes);
   std::printf("\nresults: %s (summary.json, ratios.json, meta.json, hist/*.csv)\n",
               opts.out_dir.string().c_str());
-  return errors.empty() ? 0 : 1;
+  return ctx.errors.empty() ? 0 : 1;
 }
 
 }  // namespace ringflow::bench

@@ -31,6 +31,20 @@ struct RunnerOptions {
   bool progress = true;                   ///< live line on stderr (only if it is a TTY)
 };
 
+/// retry_dlq's counts (SinkTotals), summed over trials: what the handler asked for against what
+/// the system did.
+struct DeliveryCounts {
+  std::uint64_t failed = 0;         ///< events the handler failed
+  std::uint64_t retried = 0;        ///< events the handler asked to retry
+  std::uint64_t retries = 0;        ///< retries the system scheduled
+  std::uint64_t dead_letters = 0;   ///< dead letters the system produced
+  std::uint64_t dead_lettered = 0;  ///< dead letters the dead-letter handler received
+  void add(const DeliveryCounts& o) noexcept;
+  [[nodiscard]] static DeliveryCounts of(const SinkTotals& t) noexcept;
+  /// "retries N (handler asked N), dead letters N (...)", prefixed "MISMATCH: " when they differ.
+  [[nodiscard]] std::string note() const;
+};
+
 /// Result of one trial of one system.
 struct TrialResult {
   double achieved_eps = 0;
@@ -39,6 +53,7 @@ struct TrialResult {
   std::uint64_t events = 0;   ///< measured events (throughput) or latency samples
   std::uint64_t lost = 0;     ///< refused + accepted-but-not-delivered
   std::string error;          ///< non-empty: the trial failed (reported)
+  DeliveryCounts delivery;    ///< what the system's stop() reported (retry_dlq)
 };
 
 /// One throughput trial. `progress` counts sent events (relaxed), may be null.

@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <cstdarg>
 #include <cstdio>
-#include <ctime>
 #include <fstream>
 #include <numeric>
 #include <stdexcept>
@@ -15,48 +14,14 @@
 #include "harness/affinity.hpp"
 #include "harness/clock.hpp"
 #include "harness/config_writer.hpp"
+#include "harness/meta.hpp"
 #include "harness/platform_control.hpp"
 #include "harness/report.hpp"
 #include "harness/runner.hpp"
 #include "harness/system.hpp"
 
-#ifndef RINGFLOW_SOURCE_DIR
-#define RINGFLOW_SOURCE_DIR "."
-#endif
-
 namespace ringflow::bench {
 namespace {
-
-std::string now_utc() {
-  const std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
-std::string git_revision() {
-  std::string out;
-  const std::string cmd =
-      std::string("git -C '") + RINGFLOW_SOURCE_DIR + "' rev-parse HEAD 2>/dev/null";
-  if (std::FILE* p = popen(cmd.c_str(), "r")) {
-    char buf[128];
-    while (std::fgets(buf, sizeof buf, p) != nullptr)
-      out += buf;
-    pclose(p);
-  }
-  while (!out.empty() && (out.back() == '\n' || out.back() == ' '))
-    out.pop_back();
-  return out.empty() ? "unknown" : out;
-}
-
-std::string cores_text(const std::vector<int>& v) {
-  std::string s;
-  for (std::size_t i = 0; i < v.size(); ++i)
-    s += (i ? "," : "") + std::to_string(v[i]);
-  return s;
-}
 
 /// Text printed and kept for tune.txt.
 class Out {
@@ -81,13 +46,6 @@ class Out {
  private:
   std::string text_;
 };
-
-double median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const std::size_t n = v.size();
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 std::string score_text(const TuneScore& s, TuneObjective obj) {
   if (!s.error.empty()) return "ERROR " + s.error;
@@ -443,9 +401,8 @@ int run_tune(const TuneOptions& opts) {
   // tuned.toml
   const Entry& best = all[finalists.front()];
   const Entry* runner_up = finalists.size() > 1 ? &all[finalists[1]] : nullptr;
-  std::string cmd;
-  for (const auto& a : opts.command_line)
-    cmd += (cmd.empty() ? "" : " ") + a;
+  const std::string cmd = command_text(opts.command_line);
+  const std::string rev = git_revision();
   std::string header;
   auto h = [&](const std::string& s) { header += (s.empty() ? "#" : "# " + s) + "\n"; };
   h("ringflow engine config chosen by `ringflow-bench --tune` (every key written; same keys as");
@@ -453,7 +410,7 @@ int run_tune(const TuneOptions& opts) {
   h("");
   h("objective: " + std::string(lat ? "latency" : "throughput") + " -- " + what);
   h("command:   " + cmd);
-  h("date:      " + started + "   git: " + git_revision());
+  h("date:      " + started + "   git: " + (rev.empty() ? "unknown" : rev));
   h("machine:   " + cpu_model() + ", " + std::to_string(std::thread::hardware_concurrency()) +
     " cores online (usable " + cores_text(usable) + "); producer pinned to core " +
     std::to_string(producer_core));
