@@ -63,6 +63,8 @@ struct Source::Impl {
   std::string topic_name;
   std::vector<std::uint32_t> gating;  // engine subscription indices; fixed once started
   std::uint32_t expected = 0;
+  std::uint32_t max_attempts = 0;  // the largest of the gating subscriptions matching the topic
+  std::uint32_t max_deliver = 0;   // the consumers' MaxDeliver; fixed by start()
 
   std::mutex producer_mu;  // one producer shared by the fetch threads (publish is cheap)
   Producer producer;
@@ -324,7 +326,7 @@ struct Source::Impl {
     cc.AckPolicy = js_AckExplicit;
     cc.DeliverPolicy = js_DeliverAll;
     cc.AckWait = std::chrono::nanoseconds(o.ack_wait).count();
-    cc.MaxDeliver = o.max_deliver;
+    cc.MaxDeliver = max_deliver;
     cc.MaxAckPending = o.max_ack_pending;
     cc.FilterSubject = filt.c_str();
     jsConsumerInfo* ci = nullptr;
@@ -398,9 +400,8 @@ Source::Source(Connection& conn, Engine& engine, SourceOptions options)
                                   " >= partitions " + std::to_string(i.o.partitions));
     }
   }
-  if (i.o.fetch_batch <= 0 || i.o.max_ack_pending <= 0 || i.o.max_deliver == 0) {
-    throw std::invalid_argument(
-        "ringflow::nats: fetch_batch, max_ack_pending and max_deliver must be > 0");
+  if (i.o.fetch_batch <= 0 || i.o.max_ack_pending <= 0) {
+    throw std::invalid_argument("ringflow::nats: fetch_batch and max_ack_pending must be > 0");
   }
   if (i.o.fetch_heartbeat * 2 >= i.o.fetch_expiry) {
     throw std::invalid_argument("ringflow::nats: fetch_heartbeat must be < fetch_expiry / 2");
@@ -452,7 +453,10 @@ std::uint32_t Source::subscribe(std::string_view pattern, Handler handler,
   };
   const std::uint32_t idx = i.engine.subscribe(pattern, std::move(wrapped), options);
   i.gating.push_back(idx);
-  if (topic_matches(pattern, i.topic_name)) ++i.expected;
+  if (topic_matches(pattern, i.topic_name)) {
+    ++i.expected;
+    i.max_attempts = std::max(i.max_attempts, options.max_attempts);
+  }
   return idx;
 }
 
@@ -466,6 +470,7 @@ void Source::start() {
   if (i.engine.state() != Engine::State::running) {
     throw std::logic_error("ringflow::nats::Source: start the engine first");
   }
+  i.max_deliver = i.o.max_deliver != 0 ? i.o.max_deliver : std::max(1U, i.max_attempts);
   ProducerOptions po;
   po.backpressure = BackpressurePolicy::fail_fast;
   i.producer = i.engine.make_producer(po);
@@ -542,6 +547,10 @@ void Source::stop() {
 
 std::uint32_t Source::partitions() const noexcept {
   return impl_->o.partitions;
+}
+
+std::uint32_t Source::max_deliver() const {
+  return impl_->max_deliver;
 }
 
 SourceStats Source::stats() const {

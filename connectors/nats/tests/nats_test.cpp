@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -408,6 +409,66 @@ TEST(NatsSource, RejectsBadOptionsAndAStartWithoutGatingSubscription) {
                std::invalid_argument);
   engine.start();
   EXPECT_THROW(source.start(), std::logic_error);  // no gating subscription
+}
+
+std::int64_t consumer_max_deliver(rn::Connection& conn, const std::string& stream,
+                                  const std::string& name) {
+  jsConsumerInfo* ci = nullptr;
+  jsErrCode jerr{};
+  std::int64_t v = -1;
+  if (js_GetConsumerInfo(&ci, static_cast<jsCtx*>(conn.native_jetstream()), stream.c_str(),
+                         name.c_str(), nullptr, &jerr) == NATS_OK) {
+    v = ci->Config->MaxDeliver;
+    jsConsumerInfo_Destroy(ci);
+  }
+  return v;
+}
+
+// MaxDeliver follows the gating subscriptions' retry policy (their largest max_attempts; a
+// subscription of another topic does not count), unless max_deliver sets it; an existing
+// consumer is brought to it.
+TEST(NatsSource, MaxDeliverComesFromTheRetryPolicyUnlessSet) {
+  REQUIRE_NATS_SERVER();
+  Server server(*nats_server_bin);
+  rn::Connection conn(conn_options(server));
+  rn::ensure_stream(conn, {.name = "EV", .subject_prefix = "ev"});
+  const auto run = [&](std::uint32_t max_deliver, std::uint32_t attempts) {
+    ringflow::Engine engine(engine_config());
+    engine.add_topic("ev");
+    engine.add_topic("other");
+    rn::SourceOptions so{.stream = "EV",
+                         .subject_prefix = "ev",
+                         .partitions = 2,
+                         .owned = {0, 1},
+                         .topic = "ev",
+                         .max_deliver = max_deliver};
+    rn::Source source(conn, engine, so);
+    ringflow::SubscribeOptions few;
+    few.max_attempts = 2;
+    ringflow::SubscribeOptions many;
+    many.max_attempts = attempts;
+    ringflow::SubscribeOptions most;
+    most.max_attempts = 50;
+    source.subscribe(
+        "ev", [](const ringflow::EventView&) {}, few);
+    source.subscribe(
+        "ev", [](const ringflow::EventView&) {}, many);
+    source.subscribe(
+        "other", [](const ringflow::EventView&) {}, most);  // not this topic
+    engine.start();
+    source.start();
+    const std::uint32_t effective = source.max_deliver();
+    const std::int64_t p0 = consumer_max_deliver(conn, "EV", "ringflow_0");
+    const std::int64_t p1 = consumer_max_deliver(conn, "EV", "ringflow_1");
+    source.stop();
+    engine.stop();
+    EXPECT_EQ(p0, effective);
+    EXPECT_EQ(p1, effective);
+    return effective;
+  };
+  EXPECT_EQ(run(0, 7), 7U) << "derived from the largest max_attempts of the gating subscriptions";
+  EXPECT_EQ(run(4, 7), 4U) << "an explicit max_deliver wins (and updates the existing consumer)";
+  EXPECT_EQ(run(0, 1), 2U);
 }
 
 // One instance, N keyed events: each processed once per subscription, per-key order held,
