@@ -350,14 +350,19 @@ class RingflowSystem : public System {
       tally.dead.fetch_add(1, std::memory_order_relaxed);
     });
     engine_.start();
-    producer_ = engine_.make_producer();
+    ringflow::ProducerOptions po;
+    po.backpressure = ringflow::BackpressurePolicy::park;  // wait for room, as a broker would
+    po.backpressure_timeout = std::chrono::microseconds(10'000);
+    producer_ = engine_.make_producer(po);
   }
   ~RingflowSystem() override {
     producer_ = ringflow::Producer{};
     engine_.stop();
   }
   void send(const std::string& key, const char* data) override {
-    (void)producer_.publish(topic_, key, std::string_view(data, kPayload));
+    while (producer_.publish(topic_, key, std::string_view(data, kPayload)) ==
+           ringflow::PublishStatus::full) {
+    }
   }
 
  private:
