@@ -17,7 +17,7 @@ tmp=$(mktemp -d /tmp/ringflow-broker-bench-XXXXXX)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 "$server" -js -a 127.0.0.1 -p "$port" -sd "$tmp/store" -n bench >"$tmp/server.log" 2>&1 &
 spid=$!
-trap 'kill $spid 2>/dev/null; wait $spid 2>/dev/null; rm -rf "$tmp"' EXIT
+trap 'kill $spid 2>/dev/null || true; wait $spid 2>/dev/null || true; rm -rf "$tmp"' EXIT
 for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/"$port") 2>/dev/null && break; sleep 0.1; done
 mkdir -p "$out"
 started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
