@@ -801,7 +801,39 @@ TEST(NatsSink, FullWindowIsRetryAndReconnectDeliversTheQueued) {
       20s))
       << "no reconnect within 20 s";
   EXPECT_TRUE(sink.flush(10s));
-  EXPECT_EQ(sink.stats().stored + sink.stats().failed, 4U);
+  EXPECT_EQ(sink.stats().stored, 4U) << "flush() == true: every queued publish is stored";
+  engine.stop();
+}
+
+// A publish the server refuses after it was queued (here: no stream has its subject yet, so
+// nobody answers it) is kept and queued again by flush(), with the same Nats-Msg-Id, until it is
+// stored: as the source's before_ack, flush() == true means the outputs are stored.
+TEST(NatsSink, RefusedPublishesAreQueuedAgainByFlush) {
+  REQUIRE_NATS_SERVER();
+  Server server(*nats_server_bin);
+  rn::Connection conn(conn_options(server));
+  rn::Sink sink(conn, {.subject_prefix = "late", .partitions = 4, .msg_id_prefix = "late"});
+  ringflow::Engine engine(engine_config());
+  const ringflow::TopicId t = engine.add_topic("t");
+  ringflow::SubscribeOptions once;
+  once.max_attempts = 1;
+  engine.subscribe(
+      "t", [&](const ringflow::EventView& e) { return sink.publish(e); }, once);
+  engine.start();
+  ringflow::Producer p = engine.make_producer();
+  for (int k = 0; k < 3; ++k) {
+    ASSERT_EQ(p.publish(t, key_of(static_cast<std::uint32_t>(k)), "x"),
+              ringflow::PublishStatus::ok);
+  }
+  engine.drain();
+  EXPECT_FALSE(sink.flush(300ms)) << "nothing can be stored without a stream";
+  EXPECT_GE(sink.stats().failed, 3U);
+  EXPECT_EQ(sink.stats().stored, 0U);
+  rn::ensure_stream(conn, {.name = "LATE", .subject_prefix = "late"});
+  EXPECT_TRUE(sink.flush(10s)) << "refused publishes were not queued again";
+  EXPECT_EQ(sink.stats().stored, 3U);
+  EXPECT_GE(sink.stats().republished, 3U);
+  EXPECT_EQ(stream_msgs(conn, "LATE"), 3U) << "each output once (Nats-Msg-Id)";
   engine.stop();
 }
 

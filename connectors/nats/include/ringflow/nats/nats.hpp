@@ -300,6 +300,9 @@ struct SinkOptions {
   /// How long publish() may wait for room in the window before answering Outcome::retry.
   std::chrono::milliseconds stall_wait{1};
   std::chrono::nanoseconds retry_delay = std::chrono::milliseconds(1);
+  /// A queued publish with no answer from the server in this long (e.g. the server died holding
+  /// it) counts as refused: reported, and queued again by flush().
+  std::chrono::milliseconds ack_timeout{5000};
 };
 
 struct SinkStats {
@@ -307,7 +310,8 @@ struct SinkStats {
   std::uint64_t stored = 0;         ///< acknowledged by the server
   std::uint64_t duplicates = 0;     ///< acknowledged as duplicates (dropped by Nats-Msg-Id)
   std::uint64_t back_pressure = 0;  ///< publish() answered retry
-  std::uint64_t failed = 0;         ///< refused or timed out after being queued (reported)
+  std::uint64_t failed = 0;         ///< refused after being queued (reported; kept for flush)
+  std::uint64_t republished = 0;    ///< refused ones queued again by flush()
 };
 
 /// Publishes events to JetStream, asynchronously with a bounded window. Thread-safe.
@@ -324,7 +328,10 @@ class Sink {
   [[nodiscard]] Handler handler() {
     return [this](const EventView& e) { return publish(e); };
   }
-  /// Waits until every queued publish is acknowledged (false: timed out).
+  /// Waits until every queued publish is stored (false: timed out). A publish the server refused
+  /// after it was queued (e.g. its stream has no leader for a moment) is queued again, with the
+  /// same Nats-Msg-Id, until it is stored or the timeout passes; as `before_ack` this keeps an
+  /// input unacked until its outputs are stored.
   bool flush(std::chrono::milliseconds timeout);
   [[nodiscard]] SinkStats stats() const;
 
