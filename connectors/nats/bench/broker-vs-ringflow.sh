@@ -21,6 +21,7 @@ trap 'kill $spid 2>/dev/null || true; wait $spid 2>/dev/null || true; rm -rf "$t
 for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/"$port") 2>/dev/null && break; sleep 0.1; done
 mkdir -p "$out"
 started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+load=$(cut -d' ' -f1-3 /proc/loadavg)
 cmd="$bench --server nats://127.0.0.1:$port --out $out $*"
 # shellcheck disable=SC2086
 $cmd
@@ -37,7 +38,7 @@ cat >"$out/meta.json" <<JSON
   "git_revision": "$rev",
   "git_dirty": $dirty,
   "machine": "$cpu, KVM VM, $(nproc) vCPUs, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)",
-  "load_average_at_start": "$(cut -d' ' -f1-3 /proc/loadavg)",
+  "load_average_at_start": "$load",
   "compiler": "$(g++ --version | head -1)",
   "cxx_flags": "$flags",
   "nats_server": "$("$server" --version)",
