@@ -53,6 +53,7 @@ double cpu_seconds(pid_t pid) {
 
 pid_t spawn(const std::vector<std::string>& args, const std::string& log) {
   std::vector<char*> argv;
+  argv.reserve(args.size() + 1);
   for (const std::string& a : args)
     argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
@@ -132,6 +133,7 @@ Result trial(rn::Connection& conn, const std::string& url, const std::string& in
   const double ingest_cpu = server0 - ingest0;
   const auto t0 = Clock::now();
   std::vector<pid_t> pids;
+  pids.reserve(static_cast<std::size_t>(instances));
   for (int k = 0; k < instances; ++k) {
     pids.push_back(spawn({instance_bin, "--server", url, "--stream", in_stream, "--prefix", in,
                           "--partitions", std::to_string(kParts), "--own", split[k], "--out-stream",
