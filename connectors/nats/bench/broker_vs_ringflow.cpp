@@ -13,8 +13,9 @@
 // Failures, by event index and seed: 2 % transient (fail the first attempt), 0.5 % permanent
 // (fail every attempt). error_share = events that ended failed without a dead letter, or lost.
 // Latency = handler success time - planned send time (open loop, coordinated omission
-// corrected), over the events that succeeded; throughput = events settled per second with
-// everything pre-published (core: published while consuming, it has no storage).
+// corrected), over the events that succeeded; platform_control = the sender's own lateness in
+// the same latency runs (what the machine adds whatever the system); throughput = events settled
+// per second with everything pre-published (core: published while consuming, it has no storage).
 //
 //   connectors/nats/bench/broker-vs-ringflow.sh   (starts nats-server, writes
 //                                                 results/broker-vs-ringflow/)
@@ -463,6 +464,19 @@ struct Row {
   std::uint64_t events = 0, ok = 0, errors = 0, dead = 0, lost = 0, attempts = 0;
 };
 
+/// Mean, p50 and p99 of `v` into `r`.
+void stats_of(Row& r, std::vector<std::int64_t> v) {
+  std::sort(v.begin(), v.end());
+  if (!v.empty()) {
+    double sum = 0;
+    for (const std::int64_t x : v)
+      sum += static_cast<double>(x);
+    r.mean = sum / static_cast<double>(v.size());
+    r.p50 = v[v.size() / 2];
+    r.p99 = v[std::min(v.size() - 1, v.size() * 99 / 100)];
+  }
+}
+
 void fill(Row& r, System& s, std::uint64_t events) {
   (void)settled(s);
   r.events = events;
@@ -477,15 +491,7 @@ void fill(Row& r, System& s, std::uint64_t events) {
     std::lock_guard lock(s.tally.mu);
     v = s.tally.lat;
   }
-  std::sort(v.begin(), v.end());
-  if (!v.empty()) {
-    double sum = 0;
-    for (const std::int64_t x : v)
-      sum += static_cast<double>(x);
-    r.mean = sum / static_cast<double>(v.size());
-    r.p50 = v[v.size() / 2];
-    r.p99 = v[std::min(v.size() - 1, v.size() * 99 / 100)];
-  }
+  stats_of(r, std::move(v));
 }
 
 const std::vector<std::string>& key_list() {
@@ -524,9 +530,10 @@ Row throughput(const std::string& name, rn::Connection& conn, int trial, std::ui
   return r;
 }
 
-/// Open loop at `rate`: each event carries its planned send time.
+/// Open loop at `rate`: each event carries its planned send time. `late` collects the sender's
+/// own lateness (actual - planned send time, after the warm-up): the platform control.
 Row latency(const std::string& name, rn::Connection& conn, int trial, double rate, double seconds,
-            double warmup) {
+            double warmup, std::vector<std::int64_t>& late) {
   auto sys = make_system(name, conn, trial);
   sys->start();
   const auto& k = key_list();
@@ -542,6 +549,7 @@ Row latency(const std::string& name, rn::Connection& conn, int trial, double rat
     if (const std::int64_t ahead = planned - now_ns(); ahead > 0) {
       std::this_thread::sleep_for(std::chrono::nanoseconds(ahead));
     }
+    if (planned >= sys->tally.record_after) late.push_back(now_ns() - planned);
     encode(data, planned, i);
     sys->send(k[i % kKeys], data);
   }
@@ -602,13 +610,22 @@ int main(int argc, char** argv) {
                   << "/s, errors " << r.errors << ", lost " << r.lost << ", dead " << r.dead
                   << "\n";
       }
+      std::vector<std::int64_t> late;  // the sender's lateness over the four systems
       for (const auto& sys : systems) {
-        rows.push_back(latency(sys, conn, ++trial, rate, seconds, 1.0));
+        rows.push_back(latency(sys, conn, ++trial, rate, seconds, 1.0, late));
         const Row& r = rows.back();
         std::cerr << sys << " @" << rate << "/s: mean " << static_cast<std::int64_t>(r.mean) / 1000
                   << " us, p99 " << r.p99 / 1000 << " us, errors " << r.errors << ", lost "
                   << r.lost << ", dead " << r.dead << "\n";
       }
+      Row c{"platform_control", "sender_lateness"};
+      c.offered = rate;
+      c.events = late.size();
+      stats_of(c, std::move(late));
+      std::cerr << "sender lateness @" << rate << "/s: mean "
+                << static_cast<std::int64_t>(c.mean) / 1000 << " us, p99 " << c.p99 / 1000
+                << " us\n";
+      rows.push_back(c);
     }
     nlohmann::json j = nlohmann::json::array();
     for (const Row& r : rows) {
