@@ -10,6 +10,7 @@
 #include <nats/nats.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -97,7 +98,9 @@ bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds tim
   return true;
 }
 
-/// A child process (fork + exec), SIGKILLed and reaped on destruction.
+/// A child process (fork + exec), SIGKILLed and reaped on destruction, and killed by the kernel
+/// if the test process dies first (construct it on the test's own thread: the signal follows
+/// the thread that forked).
 class Child {
  public:
   Child(const std::string& exe, const std::vector<std::string>& args, const std::string& log) {
@@ -106,8 +109,13 @@ class Child {
     for (const std::string& a : args)
       argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
+    const pid_t parent = ::getpid();
     pid_ = ::fork();
     if (pid_ == 0) {
+      // Killed with the test process too, even when it cannot run destructors (SIGKILL by a
+      // ctest timeout, _Exit on a hang): no nats-server outlives its test.
+      (void)::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (::getppid() != parent) ::_exit(127);
       const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
       if (fd >= 0) {
         ::dup2(fd, 1);
