@@ -74,9 +74,6 @@ Sink::Sink(Connection& conn, SinkOptions options)
     : impl_(std::make_unique<Impl>(conn, std::move(options))) {
   Impl& i = *impl_;
   if (i.o.max_pending <= 0) throw std::invalid_argument("ringflow::nats: max_pending must be > 0");
-  if (i.o.ack_timeout.count() <= 0) {
-    throw std::invalid_argument("ringflow::nats: ack_timeout must be > 0");
-  }
   if (i.o.partitions == 0) throw std::invalid_argument("ringflow::nats: partitions must be > 0");
   jsOptions jo;
   jsOptions_Init(&jo);
@@ -116,7 +113,6 @@ Outcome Sink::publish(const EventView& e) {
   jsPubOptions po;
   jsPubOptions_Init(&po);
   if (!id.empty()) po.MsgId = id.c_str();
-  po.MaxWait = i.o.ack_timeout.count();
   s = js_PublishMsgAsync(i.js, &m, &po);
   if (s != NATS_OK) {
     // The window stayed full for stall_wait (NATS_TIMEOUT), or the connection refuses
@@ -148,12 +144,9 @@ bool Sink::flush(std::chrono::milliseconds timeout) {
     // Refused after being queued: queue them again (same Nats-Msg-Id: stored once), so that
     // flush() == true still means every output is stored.
     std::vector<natsMsg*> kept;
-    jsPubOptions again_po;  // the message keeps its headers (Nats-Msg-Id)
-    jsPubOptions_Init(&again_po);
-    again_po.MaxWait = i.o.ack_timeout.count();
     for (natsMsg* m : again) {
-      natsMsg* msg = m;
-      if (js_PublishMsgAsync(i.js, &msg, &again_po) == NATS_OK) {
+      natsMsg* msg = m;  // it keeps its headers (Nats-Msg-Id)
+      if (js_PublishMsgAsync(i.js, &msg, nullptr) == NATS_OK) {
         i.republished.fetch_add(1, std::memory_order_relaxed);
       } else {
         kept.push_back(msg);

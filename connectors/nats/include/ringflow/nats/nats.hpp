@@ -300,9 +300,6 @@ struct SinkOptions {
   /// How long publish() may wait for room in the window before answering Outcome::retry.
   std::chrono::milliseconds stall_wait{1};
   std::chrono::nanoseconds retry_delay = std::chrono::milliseconds(1);
-  /// A queued publish with no answer from the server in this long (e.g. the server died holding
-  /// it) counts as refused: reported, and queued again by flush().
-  std::chrono::milliseconds ack_timeout{5000};
 };
 
 struct SinkStats {
