@@ -71,6 +71,10 @@ struct Source::Impl {
 
   std::mutex mu;  // pending + done
   std::condition_variable settled_cv;
+  // Guarded by mu: messages the ack thread took out of `pending` and is still acking (it uses
+  // their subscription), and how many such batches it has completed.
+  std::size_t finishing = 0;
+  std::uint64_t finished_batches = 0;
   std::unordered_map<std::uint64_t, Pending> pending;
   std::unordered_map<std::uint64_t, std::pair<bool, std::string>> done;  // seq -> (dead, reason)
   std::deque<std::uint64_t> done_order;
@@ -193,11 +197,18 @@ struct Source::Impl {
           fin.push_back(Finished{p.msg, c.seq, p.dead, std::move(p.reason)});
           pending.erase(it);
         }
+        finishing += fin.size();
       }
       batch.clear();
       if (!fin.empty()) settled_cv.notify_all();
       for (Finished& f : fin)
         finish(f);
+      {
+        std::lock_guard lock(mu);
+        finishing -= fin.size();
+        ++finished_batches;
+      }
+      settled_cv.notify_all();
       fin.clear();
     }
   }
@@ -376,6 +387,12 @@ struct Source::Impl {
           ++it;
         }
       }
+      // A batch the ack thread took before this may still hold messages of these partitions:
+      // acking one needs its subscription, so wait until that batch is done before destroying
+      // it (a later batch cannot hold them: they are no longer pending). Bounded: acks do not
+      // block, a dead letter's publish waits at most the request timeout.
+      const std::uint64_t batch = finished_batches;
+      settled_cv.wait(lock, [&] { return finishing == 0 || finished_batches != batch; });
     }
     for (natsMsg* m : left) {
       (void)natsMsg_Nak(m, nullptr);  // the next owner gets it at once
