@@ -5,6 +5,8 @@
 //   ringflow_nats_instance --server nats://127.0.0.1:4222 --stream IN --prefix in
 //       --partitions 4 --own 0,1 --out-stream OUT --out-prefix out [--delay-us 0]
 //   (or --lease-instance ID [--lease-ttl-ms 6000] instead of --own: partitions by KV leases)
+//   --server may be given once per server of a cluster; --replicas 3 creates the input and
+//   output streams (if absent) and the lease bucket with 3 replicas (a 3-node cluster).
 //
 // SIGTERM/SIGINT: stops cleanly (finishes and acks what it holds). Prints "ready" once fetching.
 #include <atomic>
@@ -88,6 +90,9 @@ int main(int argc, char** argv) {
       lease.instance = next();
     } else if (a == "--lease-ttl-ms") {
       lease.ttl = std::chrono::milliseconds(std::stol(next()));
+    } else if (a == "--replicas") {
+      out_stream.replicas = std::stoi(next());
+      lease.replicas = out_stream.replicas;
     } else if (a == "--delay-us") {
       delay_us = std::stol(next());
     } else {
@@ -106,7 +111,20 @@ int main(int argc, char** argv) {
   std::signal(SIGINT, on_signal);
   try {
     rn::Connection conn(co);
-    rn::ensure_stream(conn, out_stream);
+    // A cluster that has just started elects its JetStream meta leader first: try for 30 s.
+    for (const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);;) {
+      try {
+        rn::ensure_stream(conn, {.name = so.stream,
+                                 .subject_prefix = so.subject_prefix,
+                                 .replicas = out_stream.replicas});
+        rn::ensure_stream(conn, out_stream);
+        break;
+      } catch (const rn::NatsError& e) {
+        if (std::chrono::steady_clock::now() >= give_up) throw;
+        std::cerr << "streams not ready, retrying: " << e.what() << "\n";
+        std::this_thread::sleep_for(std::chrono::milliseconds(500));
+      }
+    }
 
     ringflow::EngineConfig cfg;
     cfg.partitions = 4;

@@ -1,6 +1,10 @@
 // Sink: async JetStream publishes with a bounded window; a full window is Outcome::retry.
 #include <atomic>
+#include <chrono>
+#include <mutex>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "nats_common.hpp"
 #include "ringflow/key_hash.hpp"
@@ -17,13 +21,22 @@ struct Sink::Impl {
   std::atomic<std::uint64_t> duplicates{0};
   std::atomic<std::uint64_t> back_pressure{0};
   std::atomic<std::uint64_t> failed{0};
+  std::atomic<std::uint64_t> republished{0};
+  // Publishes the server refused after they were queued (no leader, no stream, ...), kept with
+  // their headers (Nats-Msg-Id) for flush() to queue again.
+  std::mutex refused_mu;
+  std::vector<natsMsg*> refused;
 
   Impl(Connection& c, SinkOptions opt) : conn(c), o(std::move(opt)) {}
   ~Impl() {
     if (js != nullptr) jsCtx_Destroy(js);
+    for (natsMsg* m : refused)
+      natsMsg_Destroy(m);
   }
 
-  // Runs on a libnats thread for every queued publish; we own `msg`.
+  // Runs on a libnats thread for every queued publish; we own `msg`. libnats counts the publish
+  // as pending until this returns, so a refused one is in `refused` before flush() can see the
+  // window empty.
   static void on_ack(jsCtx* /*js*/, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, void* self) {
     Impl& i = *static_cast<Impl*>(self);
     if (pae != nullptr) {
@@ -36,10 +49,12 @@ struct Sink::Impl {
         what += pae->ErrText;
       }
       i.conn.report(Status::Kind::publish_error, std::move(what));
-    } else {
-      i.stored.fetch_add(1, std::memory_order_relaxed);
-      if (pa != nullptr && pa->Duplicate) i.duplicates.fetch_add(1, std::memory_order_relaxed);
+      std::lock_guard lock(i.refused_mu);
+      i.refused.push_back(msg);
+      return;
     }
+    i.stored.fetch_add(1, std::memory_order_relaxed);
+    if (pa != nullptr && pa->Duplicate) i.duplicates.fetch_add(1, std::memory_order_relaxed);
     natsMsg_Destroy(msg);
   }
 
@@ -111,10 +126,41 @@ Outcome Sink::publish(const EventView& e) {
 }
 
 bool Sink::flush(std::chrono::milliseconds timeout) {
-  jsPubOptions po;
-  jsPubOptions_Init(&po);
-  po.MaxWait = std::max<std::int64_t>(1, timeout.count());
-  return js_PublishAsyncComplete(impl_->js, &po) == NATS_OK;
+  Impl& i = *impl_;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    po.MaxWait = std::max<std::int64_t>(1, left.count());
+    const bool complete = js_PublishAsyncComplete(i.js, &po) == NATS_OK;
+    std::vector<natsMsg*> again;
+    {
+      std::lock_guard lock(i.refused_mu);
+      again.swap(i.refused);
+    }
+    if (again.empty()) return complete;
+    // Refused after being queued: queue them again (same Nats-Msg-Id: stored once), so that
+    // flush() == true still means every output is stored.
+    std::vector<natsMsg*> kept;
+    for (natsMsg* m : again) {
+      natsMsg* msg = m;  // it keeps its headers (Nats-Msg-Id)
+      if (js_PublishMsgAsync(i.js, &msg, nullptr) == NATS_OK) {
+        i.republished.fetch_add(1, std::memory_order_relaxed);
+      } else {
+        kept.push_back(msg);
+      }
+    }
+    if (!kept.empty()) {
+      std::lock_guard lock(i.refused_mu);
+      i.refused.insert(i.refused.end(), kept.begin(), kept.end());
+    }
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    // Not at once again if the server keeps refusing: a short pause, bounded by the deadline.
+    std::this_thread::sleep_for(std::min<std::chrono::nanoseconds>(
+        std::chrono::milliseconds(5), deadline - std::chrono::steady_clock::now()));
+  }
 }
 
 SinkStats Sink::stats() const {
@@ -125,6 +171,7 @@ SinkStats Sink::stats() const {
   s.duplicates = i.duplicates.load(std::memory_order_relaxed);
   s.back_pressure = i.back_pressure.load(std::memory_order_relaxed);
   s.failed = i.failed.load(std::memory_order_relaxed);
+  s.republished = i.republished.load(std::memory_order_relaxed);
   return s;
 }
 

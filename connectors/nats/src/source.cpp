@@ -63,12 +63,18 @@ struct Source::Impl {
   std::string topic_name;
   std::vector<std::uint32_t> gating;  // engine subscription indices; fixed once started
   std::uint32_t expected = 0;
+  std::uint32_t max_attempts = 0;  // the largest of the gating subscriptions matching the topic
+  std::uint32_t max_deliver = 0;   // the consumers' MaxDeliver; fixed by start()
 
   std::mutex producer_mu;  // one producer shared by the fetch threads (publish is cheap)
   Producer producer;
 
   std::mutex mu;  // pending + done
   std::condition_variable settled_cv;
+  // Guarded by mu: messages the ack thread took out of `pending` and is still acking (it uses
+  // their subscription), and how many such batches it has completed.
+  std::size_t finishing = 0;
+  std::uint64_t finished_batches = 0;
   std::unordered_map<std::uint64_t, Pending> pending;
   std::unordered_map<std::uint64_t, std::pair<bool, std::string>> done;  // seq -> (dead, reason)
   std::deque<std::uint64_t> done_order;
@@ -191,11 +197,18 @@ struct Source::Impl {
           fin.push_back(Finished{p.msg, c.seq, p.dead, std::move(p.reason)});
           pending.erase(it);
         }
+        finishing += fin.size();
       }
       batch.clear();
       if (!fin.empty()) settled_cv.notify_all();
       for (Finished& f : fin)
         finish(f);
+      {
+        std::lock_guard lock(mu);
+        finishing -= fin.size();
+        ++finished_batches;
+      }
+      settled_cv.notify_all();
       fin.clear();
     }
   }
@@ -324,7 +337,7 @@ struct Source::Impl {
     cc.AckPolicy = js_AckExplicit;
     cc.DeliverPolicy = js_DeliverAll;
     cc.AckWait = std::chrono::nanoseconds(o.ack_wait).count();
-    cc.MaxDeliver = o.max_deliver;
+    cc.MaxDeliver = max_deliver;
     cc.MaxAckPending = o.max_ack_pending;
     cc.FilterSubject = filt.c_str();
     jsConsumerInfo* ci = nullptr;
@@ -374,6 +387,12 @@ struct Source::Impl {
           ++it;
         }
       }
+      // A batch the ack thread took before this may still hold messages of these partitions:
+      // acking one needs its subscription, so wait until that batch is done before destroying
+      // it (a later batch cannot hold them: they are no longer pending). Bounded: acks do not
+      // block, a dead letter's publish waits at most the request timeout.
+      const std::uint64_t batch = finished_batches;
+      settled_cv.wait(lock, [&] { return finishing == 0 || finished_batches != batch; });
     }
     for (natsMsg* m : left) {
       (void)natsMsg_Nak(m, nullptr);  // the next owner gets it at once
@@ -398,9 +417,8 @@ Source::Source(Connection& conn, Engine& engine, SourceOptions options)
                                   " >= partitions " + std::to_string(i.o.partitions));
     }
   }
-  if (i.o.fetch_batch <= 0 || i.o.max_ack_pending <= 0 || i.o.max_deliver == 0) {
-    throw std::invalid_argument(
-        "ringflow::nats: fetch_batch, max_ack_pending and max_deliver must be > 0");
+  if (i.o.fetch_batch <= 0 || i.o.max_ack_pending <= 0) {
+    throw std::invalid_argument("ringflow::nats: fetch_batch and max_ack_pending must be > 0");
   }
   if (i.o.fetch_heartbeat * 2 >= i.o.fetch_expiry) {
     throw std::invalid_argument("ringflow::nats: fetch_heartbeat must be < fetch_expiry / 2");
@@ -452,7 +470,10 @@ std::uint32_t Source::subscribe(std::string_view pattern, Handler handler,
   };
   const std::uint32_t idx = i.engine.subscribe(pattern, std::move(wrapped), options);
   i.gating.push_back(idx);
-  if (topic_matches(pattern, i.topic_name)) ++i.expected;
+  if (topic_matches(pattern, i.topic_name)) {
+    ++i.expected;
+    i.max_attempts = std::max(i.max_attempts, options.max_attempts);
+  }
   return idx;
 }
 
@@ -466,6 +487,7 @@ void Source::start() {
   if (i.engine.state() != Engine::State::running) {
     throw std::logic_error("ringflow::nats::Source: start the engine first");
   }
+  i.max_deliver = i.o.max_deliver != 0 ? i.o.max_deliver : std::max(1U, i.max_attempts);
   ProducerOptions po;
   po.backpressure = BackpressurePolicy::fail_fast;
   i.producer = i.engine.make_producer(po);
@@ -542,6 +564,10 @@ void Source::stop() {
 
 std::uint32_t Source::partitions() const noexcept {
   return impl_->o.partitions;
+}
+
+std::uint32_t Source::max_deliver() const {
+  return impl_->max_deliver;
 }
 
 SourceStats Source::stats() const {

@@ -35,7 +35,9 @@
 //     JetStream redelivery: the engine drops a repeated idempotency key, so a NAK'd message
 //     coming back to the same instance would be dropped as a duplicate. JetStream redelivery
 //     (after AckWait) is the crash path: a message whose instance died unacked goes to the
-//     partition's next owner. MaxDeliver = max_deliver bounds those redeliveries.
+//     partition's next owner. MaxDeliver bounds those redeliveries: by default it is the
+//     gating subscriptions' retry policy (their largest max_attempts), so a message is not
+//     delivered more often than its subscription would attempt it; max_deliver overrides it.
 //   - A redelivery of a message still in the engine replaces the handle that will be acked; a
 //     redelivery of one already finished (its ack was lost) is answered again (ack or
 //     DLQ + term) from a bounded memory of finished sequences, without entering the engine.
@@ -151,8 +153,12 @@ struct SourceOptions {
   std::vector<std::uint32_t> owned{};  ///< partitions consumed from start() (static ownership)
   std::string durable_prefix = "ringflow";  ///< partition p's durable consumer: <prefix>_<p>
   std::string topic;                        ///< engine topic the messages are published to
-  std::uint32_t max_deliver = 5;  ///< JetStream deliveries per message (crash redeliveries)
-  int max_ack_pending = 1024;     ///< unacked messages per partition (bounds memory too)
+  /// The durable consumers' MaxDeliver: JetStream deliveries per message, counting every one
+  /// (the first, redeliveries after a crash or an expired ack_wait, NAKs on release). 0 (the
+  /// default): the gating subscriptions' retry policy, i.e. the largest max_attempts among them
+  /// (SubscribeOptions, 3 unless set); > 0: exactly this many.
+  std::uint32_t max_deliver = 0;
+  int max_ack_pending = 1024;  ///< unacked messages per partition (bounds memory too)
   std::chrono::milliseconds ack_wait{30000};  ///< unacked this long: redelivered
   int fetch_batch = 256;
   std::chrono::milliseconds fetch_expiry{1000};  ///< a pull request lives this long at most
@@ -217,6 +223,9 @@ class Source {
 
   [[nodiscard]] SourceStats stats() const;
   [[nodiscard]] std::uint32_t partitions() const noexcept;
+  /// The consumers' MaxDeliver: max_deliver, or (0) the gating subscriptions' largest
+  /// max_attempts. Fixed by start().
+  [[nodiscard]] std::uint32_t max_deliver() const;
 
   struct Impl;
 
@@ -298,7 +307,8 @@ struct SinkStats {
   std::uint64_t stored = 0;         ///< acknowledged by the server
   std::uint64_t duplicates = 0;     ///< acknowledged as duplicates (dropped by Nats-Msg-Id)
   std::uint64_t back_pressure = 0;  ///< publish() answered retry
-  std::uint64_t failed = 0;         ///< refused or timed out after being queued (reported)
+  std::uint64_t failed = 0;         ///< refused after being queued (reported; kept for flush)
+  std::uint64_t republished = 0;    ///< refused ones queued again by flush()
 };
 
 /// Publishes events to JetStream, asynchronously with a bounded window. Thread-safe.
@@ -315,7 +325,10 @@ class Sink {
   [[nodiscard]] Handler handler() {
     return [this](const EventView& e) { return publish(e); };
   }
-  /// Waits until every queued publish is acknowledged (false: timed out).
+  /// Waits until every queued publish is stored (false: timed out). A publish the server refused
+  /// after it was queued (e.g. its stream has no leader for a moment) is queued again, with the
+  /// same Nats-Msg-Id, until it is stored or the timeout passes; as `before_ack` this keeps an
+  /// input unacked until its outputs are stored.
   bool flush(std::chrono::milliseconds timeout);
   [[nodiscard]] SinkStats stats() const;
 
