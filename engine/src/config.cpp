@@ -149,6 +149,7 @@ constexpr std::array kBounds{
     Bounds{"wal.segment_bytes", 1 << 20, std::uint64_t{1} << 32},
     Bounds{"wal.interval_ms", 1, 60'000},
     Bounds{"metrics.latency_sample_every", 0, std::uint64_t{1} << 24},
+    Bounds{"watchdog.handler_ms", 0, 3'600'000},
 };
 
 constexpr const Bounds* find_bounds(std::string_view key) {
@@ -359,6 +360,7 @@ const std::vector<KeySpec>& key_specs() {
       duration_key("wal.interval_ms", &E::wal_interval),
       string_key("wal.key_file", &E::wal_key_file),
       string_key("wal.key_env", &E::wal_key_env),
+      duration_key("watchdog.handler_ms", &E::handler_watchdog),
       bool_key("affinity.pin_threads", &E::pin_threads),
       uint_key("metrics.latency_sample_every", &E::metrics_latency_sample_every),
   };
@@ -828,6 +830,11 @@ std::vector<ConfigIssue> check_config(const EngineConfig& cfg, const Topology& t
     issue("wal.mode",
           "a key is set (wal.key_file/wal.key_env) but wal.mode is \"off\": nothing "
           "would be written; set a mode or remove the key");
+  }
+  const auto watchdog = cfg.handler_watchdog.count();
+  const Bounds watchdog_bounds = bounds_of("watchdog.handler_ms");
+  if (watchdog < 0 || static_cast<std::uint64_t>(watchdog) > watchdog_bounds.hi) {
+    issue("watchdog.handler_ms", out_of_range(std::to_string(watchdog), watchdog_bounds));
   }
   return issues;
 }

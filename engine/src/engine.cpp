@@ -16,6 +16,7 @@
 #include "ringflow/topology.hpp"
 #include "shard.hpp"
 #include "store/wal/durability.hpp"
+#include "watchdog.hpp"
 
 namespace ringflow {
 
@@ -89,6 +90,10 @@ struct Engine::Impl {
   std::vector<std::vector<detail::RecoveredKey>> recovered_keys;  ///< by partition, start()
   std::vector<std::unique_ptr<detail::Shard>> shards;
   std::vector<std::pmr::memory_resource*> shard_memory;
+  /// True while stop() waits for the shards (the watchdog says so in its records).
+  std::atomic<bool> stopping{false};
+  /// Null when watchdog.handler_ms = 0. Declared after `shards`: destroyed (joined) first.
+  std::unique_ptr<detail::Watchdog> watchdog;
 
   Impl(EngineConfig c, const Topology& topo) : cfg(std::move(c)) {
     plan = ringflow::plan(cfg, topo);  // validates; throws ConfigError with every problem
@@ -529,8 +534,15 @@ void Engine::start() {
     m.shards.push_back(std::make_unique<detail::Shard>(env, s, m.plan.shards[s],
                                                        m.plan.graph_worker_pus(s), m.plan.pinning));
   }
+  if (m.cfg.handler_watchdog.count() > 0) {
+    m.watchdog = std::make_unique<detail::Watchdog>(
+        m.cfg.handler_watchdog,
+        detail::Watchdog::Targets{&m.shards, &m.subscriptions, &m.pipeline, &m.topic_names,
+                                  &m.log_sink, &m.stopping});
+  }
   for (auto& sh : m.shards)
     sh->start();
+  if (m.watchdog) m.watchdog->start();
   m.shards_ready.store(true, std::memory_order_release);  // pairs with stats()' acquire
   // Relaxed is enough for the flag itself: producers created before start() were handed over
   // under the lock, and a producer that sees running = 1 only needs its own ring (built before).
@@ -636,6 +648,8 @@ void Engine::stop() {
     //    stop() agree on it), then the heavy barrier (membarrier.hpp).
     m.ctx.running.store(0, std::memory_order_relaxed);
   }
+  // Relaxed: only the watchdog's wording depends on it.
+  m.stopping.store(true, std::memory_order_relaxed);
   detail::heavy_barrier();
   if (m.wal) m.wal->begin_stop();  // a log that cannot be written must not hold the drain up
   // 2. Wait out publishes that passed their check before the barrier.
@@ -654,6 +668,8 @@ void Engine::stop() {
     sh->join();
   // The shards have left: the log's writers write (and sync) what is left, then leave too.
   if (m.wal) m.wal->stop();
+  // Only now: while stop() waited above, the watchdog kept reporting a handler that blocks.
+  if (m.watchdog) m.watchdog->stop();
   std::lock_guard lock(m.lifecycle);
   // Every request still pending ends now: nothing waits forever.
   for (std::uint32_t p = 0; p < m.producer_count.load(std::memory_order_relaxed); ++p) {
@@ -724,6 +740,7 @@ EngineStats Engine::Impl::stats() const {
     for (std::size_t r = 0; r < 4; ++r)
       out.dead_lettered[r] += c.dead_lettered[r].get();
     out.dead_letter_failures += c.dead_letter_failures.get();
+    if (watchdog) out.handler_stalls += watchdog->stalls(i);
     for (const auto& sc : sh->subscription_counters()) {
       out.deliveries += sc->deliveries.get();
       out.handler_ok += sc->ok.get();
@@ -1054,6 +1071,9 @@ MetricsSnapshot Engine::metrics() const {
   add(Metric::dead_letter_failures, {}, st.dead_letter_failures);
   add(Metric::subscribe_denied, {}, st.subscribe_denied);
   add(Metric::late_replies, {}, st.late_replies);
+  for (std::size_t sh = 0; sh < m.cfg.shards; ++sh)
+    add(Metric::handler_stalls, {std::to_string(sh)},
+        ready && m.watchdog ? m.watchdog->stalls(sh) : 0);
 
   static constexpr const char* kLaneNames[detail::kLanes] = {"normal", "urgent"};
   for (std::uint32_t sh = 0; sh < m.cfg.shards; ++sh) {

@@ -43,6 +43,7 @@ Shard::Shard(ShardEnv env, std::uint32_t id, ThreadPlacement placement,
   batch_.scratch_stride = env_.cfg->max_payload_bytes;
   for (std::size_t i = 0; i < env_.subscriptions->size(); ++i) {
     sub_counters_.push_back(std::make_unique<SubscriptionCounters>());
+    sub_watch_.push_back(std::make_unique<CallWatch>());
   }
   failures_.assign(env_.subscriptions->size(), std::vector<Failure>(batch));
   staged_.resize(batch);
@@ -425,9 +426,13 @@ void Shard::run_stage(const Pipeline::Stage& st, Batch& b) {
   const std::int64_t started = timing_ ? now_ns() : 0;
   std::uint64_t filtered = 0;
   std::uint64_t failed = 0;
+  // Relaxed: a sample for the watchdog, read with the stage slot (CallWatch).
+  watched_stage_.store(static_cast<std::uint32_t>(&st - env_.pipeline->stages().data()),
+                       std::memory_order_relaxed);
   for (std::size_t i = 0; i < b.size; ++i) {
     WorkItem& w = b.items[i];
     if (!w.live) continue;
+    stage_watch_.enter(w.topic);
     try {
       switch (st.kind) {
         case Pipeline::Kind::filter:
@@ -476,6 +481,7 @@ void Shard::run_stage(const Pipeline::Stage& st, Batch& b) {
       note_stage_exception(st, "unknown exception");
     }
   }
+  stage_watch_.leave();
   counters_.filtered.add(filtered);
   counters_.stage_failures.add(failed);
   if (timing_) [[unlikely]]
@@ -484,6 +490,7 @@ void Shard::run_stage(const Pipeline::Stage& st, Batch& b) {
 
 void Shard::deliver(std::size_t s, Batch& b) {
   const Subscription& sub = (*env_.subscriptions)[s];
+  CallWatch& watch = *sub_watch_[s];
   std::uint64_t calls = 0;
   std::uint64_t ok = 0;
   for (std::size_t i = 0; i < b.size; ++i) {
@@ -492,6 +499,7 @@ void Shard::deliver(std::size_t s, Batch& b) {
     if (sub.group_size > 1 && w.rec->partition % sub.group_size != sub.member) continue;
     ++calls;
     Failure* f = nullptr;
+    watch.enter(w.topic);
     try {
       const Outcome o =
           sub.handler(EventView(w.rec, w.payload, w.payload_len, w.topic, w.reply_token));
@@ -520,6 +528,7 @@ void Shard::deliver(std::size_t s, Batch& b) {
     }
     f->item = static_cast<std::uint32_t>(i);
   }
+  if (calls != 0) watch.leave();
   SubscriptionCounters& c = *sub_counters_[s];
   c.deliveries.add(calls);
   c.ok.add(ok);
@@ -654,10 +663,13 @@ void Shard::fire_retry(RetryEntry& e) {
   SubscriptionCounters& c = *sub_counters_[e.subscription];
   c.deliveries.add(1);
   c.retried.add(1);
+  CallWatch& watch = *sub_watch_[e.subscription];
+  watch.enter(e.topic);
   try {
     // The view's key sits right after the header, as in the log: RetryEntry keeps that layout.
     const Outcome o =
         sub.handler(EventView(&e.hdr, e.payload(), e.payload_len, e.topic, e.reply_token));
+    watch.leave();
     if (o.kind() == Outcome::Kind::ok) {
       c.ok.add(1);
       return;
@@ -667,9 +679,11 @@ void Shard::fire_retry(RetryEntry& e) {
     copy_error(f.error,
                o.kind() == Outcome::Kind::retry ? std::string_view("retry requested") : o.reason());
   } catch (const std::exception& ex) {
+    watch.leave();
     copy_error(f.error, ex.what());
     log_handler_exception(e.subscription, e.topic, f.error);
   } catch (...) {
+    watch.leave();
     copy_error(f.error, "unknown exception");
     log_handler_exception(e.subscription, e.topic, f.error);
   }
@@ -733,6 +747,8 @@ void Shard::deliver_dead_letter(const RecordHeader* rec) {
     SubscriptionCounters& c = *sub_counters_[s];
     c.deliveries.add(1);
     bool ok = false;
+    CallWatch& watch = *sub_watch_[s];
+    watch.enter(rec->topic);
     try {
       ok = sub.handler(EventView(rec, payload, rec->payload_len, rec->topic)).kind() ==
            Outcome::Kind::ok;
@@ -743,6 +759,7 @@ void Shard::deliver_dead_letter(const RecordHeader* rec) {
       ok = false;
       log_handler_exception(static_cast<std::uint32_t>(s), rec->topic, "unknown exception");
     }
+    watch.leave();
     if (ok) {
       c.ok.add(1);
     } else {

@@ -97,6 +97,25 @@ struct SubscriptionCounters {
   Counter dead_lettered;                   ///< events this subscription gave up on
 };
 
+/// A handler or stage call as the watchdog (watchdog.hpp) sees it: a call number that changes
+/// with every call, odd while a call runs, and the topic of its event. One writer at a time
+/// (the subscription's serial node, or the shard thread); the watchdog only samples it. No
+/// clock read: the watchdog times a call number that stays the same on its own clock.
+struct alignas(kCacheLine) CallWatch {
+  std::atomic<std::uint64_t> state{0};  ///< (calls << 1) | 1 while a call runs; even: idle
+  std::atomic<std::uint32_t> topic{0};  ///< topic of the running call's event
+  std::uint64_t calls = 0;              ///< the writer's own count
+
+  void enter(std::uint32_t t) noexcept {
+    // Relaxed (both): a sample for the watchdog; nothing is handed over through them.
+    topic.store(t, std::memory_order_relaxed);
+    state.store((++calls << 1) | 1U, std::memory_order_relaxed);
+  }
+  void leave() noexcept {
+    state.store(calls << 1, std::memory_order_relaxed);  // relaxed: as in enter()
+  }
+};
+
 /// Per topic, written by the shard thread only.
 struct TopicCounters {
   Counter accepted, appended, expired, duplicates, dead_lettered;
@@ -161,7 +180,7 @@ struct ShardEnv {
   /// Idempotency keys recovered from the write-ahead log, by partition (oldest first).
   const std::vector<std::vector<RecoveredKey>>* recovered_keys;
   bool wal;  ///< the write-ahead log is on: respect durable floors, publish `appended`
-  const std::deque<std::string>* topic_names;           ///< by topic id (for log records)
+  const std::deque<std::string>* topic_names;  ///< by topic id (for log records)
 };
 
 /// Saturating signed addition (due times: now + a handler's delay may not overflow).
@@ -196,6 +215,15 @@ class Shard {
   [[nodiscard]] const LatencyRecorder& ingest_to_done() const noexcept { return ingest_to_done_; }
   [[nodiscard]] const LatencyRecorder& stage_latency(LatencyStage s) const noexcept {
     return stage_latency_[static_cast<std::size_t>(s)];
+  }
+  /// For the watchdog: the call slot of subscription `s`, and the one of the stages.
+  [[nodiscard]] const CallWatch& subscription_watch(std::size_t s) const noexcept {
+    return *sub_watch_[s];
+  }
+  [[nodiscard]] const CallWatch& stage_watch() const noexcept { return stage_watch_; }
+  /// The stage whose call stage_watch() shows (index into the pipeline's stages).
+  [[nodiscard]] std::uint32_t watched_stage() const noexcept {
+    return watched_stage_.load(std::memory_order_relaxed);  // relaxed: a sample, as CallWatch
   }
 
  private:
@@ -270,6 +298,9 @@ class Shard {
   std::uint64_t rng_ = 0x9E3779B97F4A7C15ULL;  ///< backoff jitter (xorshift)
 
   ShardCounters counters_;
+  std::vector<std::unique_ptr<CallWatch>> sub_watch_;  ///< by subscription
+  CallWatch stage_watch_;
+  std::atomic<std::uint32_t> watched_stage_{0};
   std::vector<TopicCounters> topic_counters_;  ///< by topic id
   std::vector<std::unique_ptr<SubscriptionCounters>> sub_counters_;
   bool wal_blocked_ = false;  ///< the last poll stopped at a durable floor (owner only)

@@ -137,7 +137,7 @@ latency_sample_every = 16
   EXPECT_EQ(c.line_of("shards"), 7);
   EXPECT_TRUE(check_config(c, two_socket()).empty())
       << check_config(c, two_socket()).front().to_string();
-  EXPECT_EQ(ringflow::known_config_keys().size(), 31U);
+  EXPECT_EQ(ringflow::known_config_keys().size(), 32U);
 }
 
 TEST(ConfigParse, WalKeysAreReadAndChecked) {

@@ -126,6 +126,11 @@ struct EngineConfig {
   std::string wal_key_file;  ///< AES-256-GCM at rest: a key file (32 bytes or 64 hex digits)
   std::string wal_key_env;   ///< ... or an environment variable holding 64 hex digits
 
+  // [watchdog]
+  /// A handler or stage call that has not returned after this long is reported (a warn record
+  /// through the log sink, repeated while it stays blocked; stats().handler_stalls). 0 = off.
+  std::chrono::milliseconds handler_watchdog{2000};
+
   // [affinity]
   bool pin_threads = true;  ///< false: --affinity=off (reported, never silent)
 

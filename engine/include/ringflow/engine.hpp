@@ -32,7 +32,11 @@
 //
 // Threads: one pinned worker per shard (EngineConfig::shards, placed by ringflow::plan), plus
 // graph_workers_per_shard TBB workers in each shard's arena. Handlers and stages run on those
-// threads; a handler must not block for long (it holds up its shard).
+// threads; a handler must not block for long (it holds up its shard). A call blocked past
+// watchdog.handler_ms is reported by the engine's watchdog thread (a warn record through the
+// log sink, repeated while it stays blocked; stats().handler_stalls). stop() waits for every
+// running handler to return, however long: it never abandons or frees what a handler uses;
+// while it waits, the watchdog keeps naming the blocked call.
 
 #include <chrono>
 #include <cstdint>
@@ -146,6 +150,7 @@ struct EngineStats {
   std::uint64_t wal_syncs = 0;          ///< write-ahead log: fdatasync calls
   std::uint64_t wal_waits = 0;  ///< shard passes that waited for the log's writer (back-pressure)
   bool wal_failing = false;     ///< the write-ahead log cannot be written right now
+  std::uint64_t handler_stalls = 0;        ///< handler/stage calls blocked past watchdog.handler_ms
   std::uint64_t dead_lettered[4] = {};     ///< by DeadLetterReason (failed, retries_exhausted,
                                            ///< expired, retry_overflow)
   std::uint64_t dead_letter_failures = 0;  ///< a dead-letter topic's handler failed (not re-queued)

@@ -51,6 +51,7 @@ enum class Metric : std::uint16_t {
   dead_letter_failures,       ///< a dead-letter topic's handler failed
   subscribe_denied,           ///< subscribe() calls refused by access control
   late_replies,               ///< reply() after the request had ended
+  handler_stalls,             ///< calls blocked past watchdog.handler_ms {shard}
   ring_depth,                 ///< gauge: events accepted, not yet processed {shard, lane}
   ring_full,                  ///< publishes that found the ring full {shard, lane}
   partition_end_offset,       ///< gauge {partition}
@@ -164,6 +165,11 @@ inline constexpr std::array<MetricDef, kMetricCount> kMetricDefs = {{
      MetricKind::counter,
      {},
      0},
+    {"ringflow_handler_stalls_total",
+     "handler or stage calls that blocked past watchdog.handler_ms (each counted once)",
+     MetricKind::counter,
+     {"shard"},
+     1},
     {"ringflow_ring_depth",
      "events accepted by publish() and not yet processed, per ring lane",
      MetricKind::gauge,
