@@ -126,7 +126,7 @@ void Shard::run() {
   for (;;) {
     std::size_t work = poll_once();
     if (wheel_.pending() != 0) {
-      work += wheel_.poll(now_ns(), [this](RetryEntry& e) { fire_retry(e); });
+      work += wheel_.poll(clock_.now(), [this](RetryEntry& e) { fire_retry(e); });
       publish_retry_pending();
     }
     if (work != 0) {
@@ -149,7 +149,7 @@ void Shard::run() {
         cpu_relax();
         break;
       case WaitStrategyKind::spin_yield: {
-        const std::int64_t now = now_ns();
+        const std::int64_t now = clock_.now();
         if (idle_since == 0) idle_since = now;
         if (now - idle_since < kSpinBeforeYieldNs) {
           cpu_relax();
@@ -166,10 +166,13 @@ void Shard::run() {
         counters_.parks.add(1);
         if (wheel_.pending() == 0) {
           env_.ctx->shard_work[id_].wait_until(ready);
-        } else {  // sleep no longer than the next retry is due
-          const auto due =
-              std::chrono::steady_clock::now() +
-              std::chrono::nanoseconds(std::max<std::int64_t>(0, wheel_.earliest_due() - now_ns()));
+        } else {
+          // Sleep no longer than the next retry is due, and at most kRetrySleepNs: should the
+          // clock jump forward meanwhile, the retries now due fire within that time.
+          constexpr std::int64_t kRetrySleepNs = 50'000'000;
+          const auto due = std::chrono::steady_clock::now() +
+                           std::chrono::nanoseconds(std::clamp<std::int64_t>(
+                               wheel_.earliest_due() - clock_.now(), 0, kRetrySleepNs));
           (void)env_.ctx->shard_work[id_].wait_until(ready, due);
         }
         break;
@@ -202,7 +205,7 @@ std::size_t Shard::poll_once() {
   for (std::uint32_t p = 0; p < n; ++p)
     total += drain_ring(*env_.producers[p], 0);
   if (total != 0 && env_.cfg->retention_age.count() > 0) {
-    const std::int64_t now = now_ns();
+    const std::int64_t now = clock_.now();
     if (now >= next_retention_check_ns_) {
       const std::int64_t cutoff =
           now -
@@ -222,7 +225,10 @@ std::size_t Shard::drain_ring(ProducerState& p, std::uint32_t lane) {
   const std::span<EventSlot> slots = ring.front_span(env_.cfg->batch_size);
   if (slots.empty()) return 0;
 
-  const std::int64_t ingest = now_ns();  // one clock read per batch
+  // One clock read per batch: deadlines are on the producers' clock, stored times on the
+  // shard's (never backwards).
+  const std::int64_t raw_now = now_ns();
+  const std::int64_t ingest = clock_.at(raw_now);
   std::size_t n = 0;
   std::uint64_t expired = 0;
   std::uint64_t duplicates = 0;
@@ -238,7 +244,7 @@ std::size_t Shard::drain_ring(ProducerState& p, std::uint32_t lane) {
     ++taken;
     TopicCounters& tc = topic_counters_[s.topic];
     tc.accepted.add(1);
-    if (s.deadline_ns != 0 && s.deadline_ns <= ingest) [[unlikely]] {
+    if (s.deadline_ns != 0 && s.deadline_ns <= raw_now) [[unlikely]] {
       tc.expired.add(1);
       // Never processed: it goes to the topic's dead letters with reason `expired`.
       RecordHeader h{};
@@ -324,7 +330,7 @@ std::size_t Shard::drain_ring(ProducerState& p, std::uint32_t lane) {
     const std::int64_t handled = timing_ ? now_ns() : 0;
     handle_failures();
     if (timing_) [[unlikely]] {
-      const std::int64_t done = now_ns();
+      const std::int64_t done = clock_.now();  // on the shard's clock, as `ingest`
       const auto span = [](std::int64_t from, std::int64_t to) {
         return static_cast<std::uint64_t>(std::max<std::int64_t>(0, to - from));
       };
@@ -617,14 +623,14 @@ void Shard::on_failure(std::uint32_t sub, const RecordHeader& rec, std::string_v
     dead_letter(sub, rec, key, original, attempt,
                 f.kind == Outcome::Kind::retry ? DeadLetterReason::retries_exhausted
                                                : DeadLetterReason::failed,
-                first_error, f.error, now_ns(), reply_token);
+                first_error, f.error, clock_.now(), reply_token);
     return;
   }
   RetryEntry* e = wheel_.acquire();
   if (e == nullptr) {
     log_retry_overflow();
     dead_letter(sub, rec, key, original, attempt, DeadLetterReason::retry_overflow, first_error,
-                f.error, now_ns(), reply_token);
+                f.error, clock_.now(), reply_token);
     return;
   }
   e->hdr = rec;
@@ -643,7 +649,7 @@ void Shard::on_failure(std::uint32_t sub, const RecordHeader& rec, std::string_v
   // that no retry (and no drain() waiting for it) is put off indefinitely.
   const std::int64_t delay =
       f.delay_ns > 0 ? std::min(f.delay_ns, s.backoff_max_ns) : backoff(s, attempt);
-  e->due_ns = add_saturating(now_ns(), delay);
+  e->due_ns = add_saturating(clock_.now(), delay);
   wheel_.schedule(e, continues);
   counters_.retries.add(1);
 }
@@ -657,7 +663,7 @@ void Shard::fire_retry(RetryEntry& e) {
   if (e.hdr.deadline_ns != 0 && e.hdr.deadline_ns <= now_ns()) {
     copy_error(f.error, "deadline passed before retry");
     dead_letter(e.subscription, e.hdr, e.key(), original, attempt - 1, DeadLetterReason::expired,
-                e.first_error, f.error, now_ns(), e.reply_token);
+                e.first_error, f.error, clock_.now(), e.reply_token);
     return;
   }
   SubscriptionCounters& c = *sub_counters_[e.subscription];

@@ -15,6 +15,7 @@
 #include "dedup_window.hpp"
 #include "logger.hpp"
 #include "retry_wheel.hpp"
+#include "ringflow/clock.hpp"
 #include "ringflow/config.hpp"
 #include "ringflow/detail/cache.hpp"
 #include "ringflow/detail/producer_state.hpp"
@@ -114,6 +115,30 @@ struct alignas(kCacheLine) CallWatch {
   void leave() noexcept {
     state.store(calls << 1, std::memory_order_relaxed);  // relaxed: as in enter()
   }
+};
+
+/// The shard's time for what it stores and schedules (ingest_ns, retry due times, ages): the
+/// engine clock, except that it never goes backwards. Should now_ns() jump back, it carries on
+/// from where it was at the clock's rate, so ingest times stay non-decreasing and a retry is
+/// never put off by the size of the jump. Deadlines are compared with now_ns() itself (the
+/// producers' clock). Shard thread only.
+class ShardClock {
+ public:
+  /// The shard time for a reading `raw` of now_ns().
+  [[nodiscard]] std::int64_t at(std::int64_t raw) noexcept {
+    std::int64_t t = raw + adjust_;
+    if (t < last_) [[unlikely]] {
+      adjust_ += last_ - t;
+      t = last_;
+    }
+    last_ = t;
+    return t;
+  }
+  [[nodiscard]] std::int64_t now() noexcept { return at(now_ns()); }
+
+ private:
+  std::int64_t adjust_ = 0;
+  std::int64_t last_ = INT64_MIN;
 };
 
 /// Per topic, written by the shard thread only.
@@ -298,6 +323,7 @@ class Shard {
   std::uint64_t rng_ = 0x9E3779B97F4A7C15ULL;  ///< backoff jitter (xorshift)
 
   ShardCounters counters_;
+  ShardClock clock_;                                   ///< what the shard stores and schedules by
   std::vector<std::unique_ptr<CallWatch>> sub_watch_;  ///< by subscription
   CallWatch stage_watch_;
   std::atomic<std::uint32_t> watched_stage_{0};
