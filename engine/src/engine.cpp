@@ -64,18 +64,23 @@ struct Engine::Impl {
   std::atomic<std::uint64_t> late_replies{0};      ///< statistic: reply() after the request ended
   LogSink log_sink = stderr_log_sink(LogLevel::warn);  ///< fixed once started
 
-  /// Compiles a restricted producer's grants to one flag per topic (under `lifecycle`).
-  void compile_grants(detail::ProducerState& st) const {
-    if (!st.restricted) return;
-    st.allowed.assign(topic_names.size(), 0);
+  /// Compiles publish grants to one flag per topic (under `lifecycle`).
+  [[nodiscard]] std::vector<std::uint8_t> grants_table(
+      const std::vector<std::string>& grants) const {
+    std::vector<std::uint8_t> allowed(topic_names.size(), 0);
     for (std::size_t t = 0; t < topic_names.size(); ++t) {
-      for (const auto& g : st.publish_grants) {
+      for (const auto& g : grants) {
         if (topic_matches(g, topic_names[t])) {
-          st.allowed[t] = 1;
+          allowed[t] = 1;
           break;
         }
       }
     }
+    return allowed;
+  }
+  /// Compiles a restricted producer's grants to one flag per topic (under `lifecycle`).
+  void compile_grants(detail::ProducerState& st) const {
+    if (st.restricted) st.allowed = grants_table(st.publish_grants);
   }
 
   std::unique_ptr<std::unique_ptr<detail::ProducerState>[]> producers;
@@ -128,6 +133,8 @@ struct Engine::Impl {
     }
     producers = std::make_unique<std::unique_ptr<detail::ProducerState>[]>(cfg.max_producers);
     producer_in_use.resize(cfg.max_producers, 0);
+    // release_producer() (noexcept, from a Producer's destructor) pushes here: never allocates.
+    free_producers.reserve(cfg.max_producers);
   }
 
   /// Topic tables may be read without the lock once the engine has left `created`: they never
@@ -169,6 +176,8 @@ struct Engine::Impl {
   }
 
   EngineStats stats() const;
+  /// start()'s work under the lock: compile the tables, build and start the shards.
+  void start_locked();
   void drain_rings() const;
   /// upto == 0: the retry chains started so far; UINT64_MAX: all, until none is pending.
   void drain_retries(std::uint64_t upto) const;
@@ -233,22 +242,38 @@ TopicId Engine::add_topic(std::string_view name, const TopicOptions& options) {
                             std::to_string(m.cfg.max_topics) +
                             ") reached; raise engine.max_topics");
   }
+  // Everything that may allocate first; an allocation failure leaves nothing registered.
+  const std::size_t added = new_dlq ? 2 : 1;
+  m.dead_letter_of.reserve(m.dead_letter_of.size() + added);
+  m.is_dead_letter.reserve(m.is_dead_letter.size() + added);
   const auto id = static_cast<std::uint32_t>(m.topic_names.size());
-  m.topic_names.emplace_back(name);
-  m.topic_ids.emplace(std::string(name), id);
-  m.dead_letter_of.push_back(detail::kNoTopic);
+  const std::uint32_t dlq = new_dlq ? id + 1 : existing_dlq->second;  // else a shared one
+  std::size_t names_added = 0;
+  std::vector<decltype(m.topic_ids)::iterator> ids_added;
+  ids_added.reserve(2);
+  try {
+    m.topic_names.emplace_back(name);
+    ++names_added;
+    ids_added.push_back(m.topic_ids.emplace(std::string(name), id).first);
+    if (new_dlq) {
+      m.topic_names.push_back(dlq_name);
+      ++names_added;
+      ids_added.push_back(m.topic_ids.emplace(dlq_name, dlq).first);
+    }
+  } catch (...) {
+    for (const auto& it : ids_added)
+      m.topic_ids.erase(it);
+    for (; names_added != 0; --names_added)
+      m.topic_names.pop_back();
+    throw;
+  }
+  // Reserved above: these do not allocate.
+  m.dead_letter_of.push_back(dlq);
   m.is_dead_letter.push_back(0);
-  std::uint32_t dlq = 0;
   if (new_dlq) {
-    dlq = static_cast<std::uint32_t>(m.topic_names.size());
-    m.topic_names.push_back(dlq_name);
-    m.topic_ids.emplace(dlq_name, dlq);
     m.dead_letter_of.push_back(detail::kNoTopic);  // a dead-letter topic has none itself
     m.is_dead_letter.push_back(1);
-  } else {
-    dlq = existing_dlq->second;  // a shared dead-letter topic (TopicOptions::dead_letter_topic)
   }
-  m.dead_letter_of[id] = dlq;
   return TopicId{id};
 }
 
@@ -395,39 +420,57 @@ Producer Engine::make_producer(const ProducerOptions& options) {
   if (m.state == State::stopped) {
     throw std::logic_error("ringflow::Engine::make_producer() on a stopped engine");
   }
-  std::uint32_t idx = 0;
-  if (!m.free_producers.empty()) {
-    idx = m.free_producers.back();
-    m.free_producers.pop_back();
-  } else {
-    idx = m.producer_count.load(std::memory_order_relaxed);  // written only under the lock
+  // Everything that may allocate first, then the hand-over, which cannot fail: an allocation
+  // failure leaves the producer slots as they were (none lost, none half made).
+  const bool reuse = !m.free_producers.empty();
+  const std::uint32_t idx =
+      reuse ? m.free_producers.back()
+            : m.producer_count.load(std::memory_order_relaxed);  // written only under the lock
+  std::unique_ptr<detail::ProducerState> fresh;
+  if (!reuse) {
     if (idx >= m.cfg.max_producers) {
       throw std::runtime_error("ringflow: all " + std::to_string(m.cfg.max_producers) +
                                " producers are in use; raise engine.max_producers or destroy "
                                "idle producers");
     }
-    auto st = std::make_unique<detail::ProducerState>(&m.ctx, idx);
+    fresh = std::make_unique<detail::ProducerState>(&m.ctx, idx);
     for (std::uint32_t s = 0; s < m.cfg.shards; ++s) {
-      st->rings.push_back(
+      fresh->rings.push_back(
           std::make_unique<detail::RingPair>(m.cfg.ring_capacity, m.shard_memory[s]));
     }
-    st->pushed =
+    fresh->pushed =
         std::make_unique<std::atomic<std::uint64_t>[]>(std::size_t{m.cfg.shards} * detail::kLanes);
-    st->full =
+    fresh->full =
         std::make_unique<std::atomic<std::uint64_t>[]>(std::size_t{m.cfg.shards} * detail::kLanes);
-    m.producers[idx] = std::move(st);
+  }
+  detail::ProducerState& st = reuse ? *m.producers[idx] : *fresh;
+  // Relaxed: written only under the lock held here.
+  const detail::RequestTable* table = st.requests.load(std::memory_order_relaxed);
+  std::unique_ptr<detail::RequestTable> new_table;
+  if (table == nullptr || table->capacity() != options.max_pending_requests) {
+    // A reused producer keeps its old table alive (handles of its previous owner may still
+    // point into it; their requests end at their deadlines or at stop()).
+    new_table = std::make_unique<detail::RequestTable>(idx, options.max_pending_requests);
+    st.request_tables.reserve(st.request_tables.size() + 1);
+  }
+  std::vector<std::string> grants =
+      options.principal ? options.principal->publish : std::vector<std::string>{};
+  // Before start() the topics may still change: start() compiles it then.
+  std::vector<std::uint8_t> allowed = options.principal.has_value() && m.state == State::running
+                                          ? m.grants_table(grants)
+                                          : std::vector<std::uint8_t>{};
+
+  // The hand-over: nothing below allocates.
+  if (reuse) {
+    m.free_producers.pop_back();
+  } else {
+    m.producers[idx] = std::move(fresh);
     // Release: shards and drain() acquire the count; the state above is then fully built.
     m.producer_count.store(idx + 1, std::memory_order_release);
   }
   m.producer_in_use[idx] = 1;
-  detail::ProducerState& st = *m.producers[idx];
-  // Relaxed: written only under the lock held here.
-  const detail::RequestTable* table = st.requests.load(std::memory_order_relaxed);
-  if (table == nullptr || table->capacity() != options.max_pending_requests) {
-    // A reused producer keeps its old table alive (handles of its previous owner may still
-    // point into it; their requests end at their deadlines or at stop()).
-    st.request_tables.push_back(
-        std::make_unique<detail::RequestTable>(idx, options.max_pending_requests));
+  if (new_table) {
+    st.request_tables.push_back(std::move(new_table));  // reserved above
     // Release: shards and reply() acquire it; the table is fully built.
     st.requests.store(st.request_tables.back().get(), std::memory_order_release);
   }
@@ -440,9 +483,8 @@ Producer Engine::make_producer(const ProducerOptions& options) {
     m.ctx.notify_space.store(true, std::memory_order_relaxed);  // read by shards per batch
   }
   st.restricted = options.principal.has_value();
-  st.publish_grants = options.principal ? options.principal->publish : std::vector<std::string>{};
-  st.allowed.clear();
-  if (m.state == State::running) m.compile_grants(st);  // else start() compiles it
+  st.publish_grants = std::move(grants);
+  st.allowed = std::move(allowed);
   // A new owner thread may claim it (debug role checks). The shard re-claims the consumer
   // sides on its next poll; the lock orders this hand-over after the previous owner's last use.
   m.producers[idx]->role.reset();
@@ -466,6 +508,46 @@ void Engine::start() {
   std::lock_guard lock(impl_->lifecycle);
   Impl& m = *impl_;
   m.require(State::created, "start()");
+  // What follows allocates (tables, shards) and starts threads. Should any of it fail, the
+  // engine goes back to `created` with no thread running, and start() may be called again.
+  try {
+    m.start_locked();
+  } catch (...) {
+    m.watchdog.reset();  // joins its thread; before the shards it reads
+    m.shards.clear();    // each shard's destructor asks its worker to leave and joins it
+    m.pipeline.frozen_ = false;
+    throw;
+  }
+  m.shards_ready.store(true, std::memory_order_release);  // pairs with stats()' acquire
+  // Relaxed is enough for the flag itself: producers created before start() were handed over
+  // under the lock, and a producer that sees running = 1 only needs its own ring (built before).
+  m.ctx.running.store(1, std::memory_order_release);
+  m.state = State::running;
+  m.state_atomic.store(State::running, std::memory_order_release);
+  try {
+    const std::string line = "started: " + std::to_string(m.cfg.shards) + " shard(s), " +
+                             std::to_string(m.logs.size()) + " partition(s), " +
+                             std::to_string(m.topic_names.size()) + " topic(s), " +
+                             std::to_string(m.subscriptions.size()) + " subscription(s)";
+    const detail::Logger log(&m.log_sink);
+    log.log(LogLevel::info, "engine", line);
+    log.log(LogLevel::info, "plan", m.plan_summary());
+    // What the config asked for and this process cannot give (an arena that could not be made,
+    // binding without hwloc, a jemalloc allocator a config file asked for and the process does
+    // not have) is a config problem found at run time: a warning, not a silent fallback. The
+    // default allocator's fallback and the other memory notes are information.
+    for (const std::string& note : memory_notes()) {
+      const bool problem =
+          note.find("failed") != std::string::npos || note.rfind("no NUMA binding", 0) == 0 ||
+          (note.find("falls back") != std::string::npos && m.cfg.line_of("memory.allocator") != 0);
+      log.log(problem ? LogLevel::warn : LogLevel::info, problem ? "config" : "memory", note);
+    }
+  } catch (...) {  // NOLINT(bugprone-empty-catch): no memory for the records; the engine runs
+  }
+}
+
+void Engine::Impl::start_locked() {
+  Impl& m = *this;
   // Compile subscriptions to topic ids once: dispatch never matches strings.
   m.ctx.topic_count = static_cast<std::uint32_t>(m.topic_names.size());
   m.topic_flags.assign(m.topic_names.size(), 0);
@@ -543,29 +625,6 @@ void Engine::start() {
   for (auto& sh : m.shards)
     sh->start();
   if (m.watchdog) m.watchdog->start();
-  m.shards_ready.store(true, std::memory_order_release);  // pairs with stats()' acquire
-  // Relaxed is enough for the flag itself: producers created before start() were handed over
-  // under the lock, and a producer that sees running = 1 only needs its own ring (built before).
-  m.ctx.running.store(1, std::memory_order_release);
-  m.state = State::running;
-  m.state_atomic.store(State::running, std::memory_order_release);
-  std::string line = "started: " + std::to_string(m.cfg.shards) + " shard(s), " +
-                     std::to_string(m.logs.size()) + " partition(s), " +
-                     std::to_string(m.topic_names.size()) + " topic(s), " +
-                     std::to_string(m.subscriptions.size()) + " subscription(s)";
-  const detail::Logger log(&m.log_sink);
-  log.log(LogLevel::info, "engine", line);
-  log.log(LogLevel::info, "plan", m.plan_summary());
-  // What the config asked for and this process cannot give (an arena that could not be made,
-  // binding without hwloc, a jemalloc allocator a config file asked for and the process does
-  // not have) is a config problem found at run time: a warning, not a silent fallback. The
-  // default allocator's fallback and the other memory notes are information.
-  for (const std::string& note : memory_notes()) {
-    const bool problem =
-        note.find("failed") != std::string::npos || note.rfind("no NUMA binding", 0) == 0 ||
-        (note.find("falls back") != std::string::npos && m.cfg.line_of("memory.allocator") != 0);
-    log.log(problem ? LogLevel::warn : LogLevel::info, problem ? "config" : "memory", note);
-  }
 }
 
 void Engine::set_log_sink(LogSink sink) {
