@@ -181,7 +181,10 @@ TEST(ClockJump, ForwardFiresPendingRetriesEarlyEachOnce) {
   for (int i = 0; i < kEvents; ++i)
     ASSERT_EQ(p.publish(t, "k" + std::to_string(i % 3), std::to_string(i)), PublishStatus::ok);
   ASSERT_TRUE(wait_until([&] { return a.firsts.load() == kEvents; }, 30s)) << "first attempts";
-  EXPECT_EQ(engine.stats().retries, static_cast<std::uint64_t>(kEvents));
+  // The shard schedules the retries after the batch's handlers returned.
+  ASSERT_TRUE(wait_until(
+      [&] { return engine.stats().retries == static_cast<std::uint64_t>(kEvents); }, 30s))
+      << "retries scheduled: " << engine.stats().retries;
   clock.by(kHourNs);
   // Without the jump, drain() would wait the minute for the retries.
   bounded("drain() of retries after a forward jump", 20s, [&] { engine.drain(); });
@@ -219,6 +222,9 @@ TEST(ClockJump, BackwardNeitherStallsRetriesNorRepeatsThemAndKeepsIngestOrder) {
   for (int i = 0; i < kEvents; ++i)
     ASSERT_EQ(p.publish(t, "k" + std::to_string(i % 3), std::to_string(i)), PublishStatus::ok);
   ASSERT_TRUE(wait_until([&] { return a.firsts.load() == kEvents; }, 30s)) << "first attempts";
+  ASSERT_TRUE(wait_until(
+      [&] { return engine.stats().retries == static_cast<std::uint64_t>(kEvents); }, 30s))
+      << "retries scheduled: " << engine.stats().retries;
   clock.by(-kHourNs);
   // Were retries timed on the jumped clock, they would wait an hour.
   bounded("drain() of retries after a backward jump", 30s, [&] { engine.drain(); });
