@@ -75,6 +75,10 @@ if(rc)
 endif()
 file(WRITE ${WORK_DIR}/overflow.toml "[engine]\npartitions = 99999999999999999999\n")
 file(WRITE ${WORK_DIR}/bad.toml "[rings]\ncapacity = 1000\n")
+file(WRITE ${WORK_DIR}/unreadable.toml "[engine]\npartitions = 2\n")
+file(CHMOD ${WORK_DIR}/unreadable.toml PERMISSIONS OWNER_WRITE)
+execute_process(COMMAND id -u OUTPUT_VARIABLE uid OUTPUT_STRIP_TRAILING_WHITESPACE)
+set(default_toml ${SOURCE_DIR}/configs/default.toml)
 string(REPEAT "[0-9]" 30 thirty_digits)
 string(REPLACE "." "\\." version_re "${VERSION}")
 
@@ -99,6 +103,38 @@ expect(NAME "ringflow-config check on /dev/zero" RC 1
 expect(NAME "ringflow-config check names the key of an integer TOML cannot hold" RC 1
        MATCH "overflow.toml:2: engine.partitions: "
        COMMAND ${CONFIG} check ${WORK_DIR}/overflow.toml)
+# Bad arguments (README "Bad input catalogue"): each is named, the exit code is non-zero.
+expect(NAME "ringflow-config with an unknown flag names it" RC 2
+       MATCH "unexpected argument '--frobnicate'" COMMAND ${CONFIG} --frobnicate)
+expect(NAME "ringflow-config check without a file says it is required" RC nonzero
+       MATCH "file is required" NOMATCH "ok:" COMMAND ${CONFIG} check)
+expect(NAME "ringflow-config check --synthetic without a value" RC nonzero
+       MATCH "--synthetic: 1 required TEXT missing" NOMATCH "ok:"
+       COMMAND ${CONFIG} check ${default_toml} --synthetic)
+expect(NAME "ringflow-config check --synthetic with a bad description" RC 2
+       MATCH "invalid hwloc synthetic topology 'bogus'" NOMATCH "ok:"
+       COMMAND ${CONFIG} check ${default_toml} --synthetic bogus)
+expect(NAME "ringflow-config check --xml on a missing file" RC nonzero
+       MATCH "--xml: File does not exist" NOMATCH "ok:"
+       COMMAND ${CONFIG} check ${default_toml} --xml ${WORK_DIR}/no-such.xml)
+expect(NAME "ringflow-config check --xml on a directory" RC nonzero
+       MATCH "--xml: File is actually a directory" NOMATCH "ok:"
+       COMMAND ${CONFIG} check ${default_toml} --xml ${WORK_DIR}/a_directory)
+expect(NAME "ringflow-config check with a second file names the extra argument" RC nonzero
+       MATCH "not expected: extra" NOMATCH "ok:"
+       COMMAND ${CONFIG} check ${default_toml} extra)
+expect(NAME "ringflow-config check on a missing file" RC 1 MATCH "no-such.toml: no such file"
+       COMMAND ${CONFIG} check ${WORK_DIR}/no-such.toml)
+if(uid STREQUAL "0")
+  message(STATUS "skipped: unreadable config files (running as root, which reads any file)")
+else()
+  expect(NAME "ringflow-config check on an unreadable file" RC 1
+         MATCH "cannot read the file [(]check its permissions[)]"
+         COMMAND ${CONFIG} check ${WORK_DIR}/unreadable.toml)
+  expect(NAME "ringflow-topo --config on an unreadable file" RC 1
+         MATCH "cannot read the file [(]check its permissions[)]"
+         COMMAND ${TOPO} --config ${WORK_DIR}/unreadable.toml)
+endif()
 
 # ---- ringflow-topo
 expect(NAME "ringflow-topo --version" RC 0 MATCH "^ringflow-topo ${version_re}\n"
@@ -106,6 +142,23 @@ expect(NAME "ringflow-topo --version" RC 0 MATCH "^ringflow-topo ${version_re}\n
 expect(NAME "ringflow-topo --config on a directory" RC 1
        MATCH "is a directory, not a regular file"
        COMMAND ${TOPO} --config ${WORK_DIR}/a_directory)
+expect(NAME "ringflow-topo with an unknown flag names it" RC nonzero
+       MATCH "not expected: --frobnicate" COMMAND ${TOPO} --frobnicate)
+expect(NAME "ringflow-topo --config without a value" RC nonzero
+       MATCH "--config: 1 required TEXT missing" COMMAND ${TOPO} --config)
+expect(NAME "ringflow-topo --config on a missing file" RC 1
+       MATCH "invalid config: .*no-such.toml: no such file"
+       COMMAND ${TOPO} --config ${WORK_DIR}/no-such.toml)
+expect(NAME "ringflow-topo --config on a FIFO does not block" RC 1
+       MATCH "is a FIFO, not a regular file" COMMAND ${TOPO} --config ${fifo})
+expect(NAME "ringflow-topo --config on /dev/zero" RC 1
+       MATCH "is a character device, not a regular file" COMMAND ${TOPO} --config /dev/zero)
+expect(NAME "ringflow-topo --config with a config that cannot run" RC 1
+       MATCH "rings.capacity" COMMAND ${TOPO} --config ${WORK_DIR}/bad.toml)
+expect(NAME "ringflow-topo --synthetic with a bad description" RC 2
+       MATCH "invalid hwloc synthetic topology 'bogus'" COMMAND ${TOPO} --synthetic bogus)
+expect(NAME "ringflow-topo --xml on a missing file" RC nonzero
+       MATCH "--xml: File does not exist" COMMAND ${TOPO} --xml ${WORK_DIR}/no-such.xml)
 
 # ---- ringflow-bench (built with the harness only)
 if(BENCH)
@@ -141,6 +194,32 @@ if(BENCH)
   expect(NAME "ringflow-bench --scenarios on a FIFO does not block" RC 2
          MATCH "not a regular file"
          COMMAND ${BENCH} --scenarios ${fifo} --out ${WORK_DIR}/bench_out --no-progress)
+  expect(NAME "ringflow-bench with an unknown flag names it" RC nonzero
+         MATCH "not expected: --frobnicate" COMMAND ${BENCH} --frobnicate)
+  expect(NAME "ringflow-bench --scenarios without a value" RC nonzero
+         MATCH "--scenarios: 1 required" COMMAND ${BENCH} --scenarios)
+  expect(NAME "ringflow-bench --tune-rate that is not a number" RC nonzero
+         MATCH "--tune-rate: must be a number > 0, got abc"
+         COMMAND ${BENCH} --tune ${default_toml} --tune-rate abc)
+  expect(NAME "ringflow-bench --tune-window 0" RC nonzero
+         MATCH "--tune-window: must be a number > 0, got 0"
+         COMMAND ${BENCH} --tune ${default_toml} --tune-window 0)
+  expect(NAME "ringflow-bench --objective without --tune" RC nonzero
+         MATCH "--objective requires --tune" COMMAND ${BENCH} --objective latency)
+  expect(NAME "ringflow-bench --scenarios on a missing file" RC nonzero
+         MATCH "--scenarios: File does not exist"
+         COMMAND ${BENCH} --scenarios ${WORK_DIR}/no-such.toml --no-progress)
+  expect(NAME "ringflow-bench --scenarios on a directory" RC nonzero
+         MATCH "--scenarios: File is actually a directory"
+         COMMAND ${BENCH} --scenarios ${WORK_DIR}/a_directory --no-progress)
+  expect(NAME "ringflow-bench --config on /dev/zero runs nothing" RC 2
+         MATCH "bad engine config, nothing was run" "is a character device"
+         COMMAND ${BENCH} --scenarios ${SOURCE_DIR}/bench/scenarios/smoke.toml
+                 --config /dev/zero --out ${WORK_DIR}/bench_out2 --no-progress)
+  if(EXISTS ${WORK_DIR}/bench_out2/summary.json)
+    math(EXPR failures "${failures} + 1")
+    message(SEND_ERROR "FAILED: ringflow-bench --config /dev/zero still wrote results")
+  endif()
 endif()
 
 file(REMOVE ${fifo})
