@@ -6,7 +6,9 @@
 // a throwing map stage drop some events; one subscription's handler returns ok, throws, fails,
 // retries, blocks briefly or calls the engine's read-only API; pub-sub and consumer-group
 // subscriptions check per-key order; a dead-letter subscription counts what it gets. drain()
-// runs at random times and stop() at a random time, often while producers still publish.
+// runs at random times and stop() at a random time, often while producers still publish. The
+// handler watchdog is off, tight (1 ms: it samples and reports the briefly blocking handler)
+// or at its default. The run ends with the laws' totals over every round.
 //
 // After each round, from the partition logs and what the handlers saw:
 //   - the accounting laws of the README's Guarantees hold exactly (engine, topic, subscription);
@@ -72,6 +74,14 @@ std::uint64_t mix(std::uint64_t x) noexcept {  // splitmix64 finaliser
   x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
   return x ^ (x >> 31);
 }
+
+/// What every round's check counted, summed over the run (printed at the end).
+struct Totals {
+  std::uint64_t rounds = 0, accepted = 0, appended = 0, expired = 0, duplicates = 0;
+  std::uint64_t filtered = 0, stage_failures = 0, dead_letters = 0, deliveries = 0;
+  std::uint64_t handler_stalls = 0, watchdog_records = 0;
+};
+Totals g_totals;
 
 /// What every event carries (the dead letter of an event carries the same bytes).
 struct Payload {
@@ -187,6 +197,9 @@ class Round {
     EngineConfig cfg = random_config();
     Engine engine(cfg);
     engine_ = &engine;
+    engine.set_log_sink([this](const ringflow::LogRecord& r) {
+      if (r.component == "watchdog") watchdog_records_.fetch_add(1);
+    });
     const std::array<std::string, kTopics> names{"soak.a", "soak.b", "soak.c.d"};
     ringflow::TopicOptions to;
     to.dead_letter_topic = "dlq.soak";
@@ -308,6 +321,9 @@ class Round {
     c.idempotency_window = rng_.chance(0.2) ? 0 : std::size_t{1} << (4 + rng_.below(10));
     c.retry_capacity = std::size_t{1} << (2 + rng_.below(10));  // small: retry_overflow happens
     c.allocator = ringflow::AllocatorKind::system;
+    // The watchdog samples the shards while they run: off, tight (the handlers that hold up
+    // their shard briefly may trip it), or the default.
+    c.handler_watchdog = rng_.pick(std::array<std::chrono::milliseconds, 3>{0ms, 1ms, 2000ms});
     return c;
   }
 
@@ -584,6 +600,21 @@ class Round {
       EXPECT_EQ(ss.first_deliveries, ss.ok + ss.dead_lettered) << ss.pattern << " " << ss.group;
     }
     EXPECT_EQ(st.subscriptions[sub_[4]].first_deliveries, dead_letters);
+    if (engine.config().handler_watchdog.count() == 0) {
+      EXPECT_EQ(st.handler_stalls, 0U);
+    }
+
+    ++g_totals.rounds;
+    g_totals.accepted += accepted;
+    g_totals.appended += st.appended;
+    g_totals.expired += st.expired;
+    g_totals.duplicates += st.duplicates;
+    g_totals.filtered += st.filtered;
+    g_totals.stage_failures += st.stage_failures;
+    g_totals.dead_letters += st.dead_letters_total();
+    g_totals.deliveries += st.deliveries;
+    g_totals.handler_stalls += st.handler_stalls;
+    g_totals.watchdog_records += watchdog_records_.load();
   }
 
   std::uint64_t seed_;
@@ -601,6 +632,7 @@ class Round {
   std::atomic<std::uint64_t> unexpected_status_{0};
   std::atomic<std::uint64_t> order_violations_{0};
   std::atomic<int> last_unexpected_{-1};
+  std::atomic<std::uint64_t> watchdog_records_{0};
   std::vector<Sent> sent_ = std::vector<Sent>(kMaxEvents);
   std::array<PerId, 4> per_sub_;
   std::unique_ptr<std::atomic<std::uint32_t>[]> dlq_seen_ =
@@ -636,6 +668,20 @@ TEST(Soak, RandomEnginesKeepTheirLaws) {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::printf("soak: %llu rounds in %.1f s, seed %llu\n", static_cast<unsigned long long>(round),
               took, static_cast<unsigned long long>(seed));
+  const Totals& t = g_totals;
+  std::printf(
+      "soak: totals over %llu checked rounds: accepted %llu = appended %llu + expired %llu + "
+      "duplicates %llu; filtered %llu, stage failures %llu, dead letters %llu, handler calls "
+      "%llu; watchdog: %llu stalls, %llu records\n",
+      static_cast<unsigned long long>(t.rounds), static_cast<unsigned long long>(t.accepted),
+      static_cast<unsigned long long>(t.appended), static_cast<unsigned long long>(t.expired),
+      static_cast<unsigned long long>(t.duplicates), static_cast<unsigned long long>(t.filtered),
+      static_cast<unsigned long long>(t.stage_failures),
+      static_cast<unsigned long long>(t.dead_letters),
+      static_cast<unsigned long long>(t.deliveries),
+      static_cast<unsigned long long>(t.handler_stalls),
+      static_cast<unsigned long long>(t.watchdog_records));
+  EXPECT_EQ(t.accepted, t.appended + t.expired + t.duplicates);
 }
 
 }  // namespace
