@@ -516,6 +516,14 @@ void Engine::start() {
     m.watchdog.reset();  // joins its thread; before the shards it reads
     m.shards.clear();    // each shard's destructor asks its worker to leave and joins it
     m.pipeline.frozen_ = false;
+    // The joined workers may have claimed the consumer sides of the rings (debug role checks):
+    // hand them over to the next start()'s workers. Their producers re-claim theirs.
+    for (std::uint32_t p = 0; p < m.producer_count.load(std::memory_order_relaxed); ++p) {
+      for (auto& rp : m.producers[p]->rings) {
+        for (auto& ring : rp->lanes)
+          ring.reset_roles();
+      }
+    }
     throw;
   }
   m.shards_ready.store(true, std::memory_order_release);  // pairs with stats()' acquire
