@@ -92,6 +92,8 @@ struct Engine::Impl {
   /// The write-ahead log (wal.mode != off): after the logs (it reads them), before the shards
   /// (they append under its floors), so it is destroyed between the two.
   std::unique_ptr<detail::Durability> wal;
+  /// A start() failed after recovery refilled the logs: they cannot be recovered into again.
+  bool wal_recovery_touched_logs = false;
   std::vector<std::vector<detail::RecoveredKey>> recovered_keys;  ///< by partition, start()
   std::vector<std::unique_ptr<detail::Shard>> shards;
   std::vector<std::pmr::memory_resource*> shard_memory;
@@ -510,11 +512,21 @@ void Engine::start() {
   m.require(State::created, "start()");
   // What follows allocates (tables, shards) and starts threads. Should any of it fail, the
   // engine goes back to `created` with no thread running, and start() may be called again.
+  if (m.wal_recovery_touched_logs) {
+    throw std::logic_error(
+        "ringflow::Engine::start(): an earlier start() failed after the write-ahead log's "
+        "recovery had refilled the partition logs; construct a new Engine to try again");
+  }
   try {
     m.start_locked();
   } catch (...) {
     m.watchdog.reset();  // joins its thread; before the shards it reads
     m.shards.clear();    // each shard's destructor asks its worker to leave and joins it
+    if (m.wal) {
+      m.wal.reset();  // joins its writers and releases the directory's lock
+      for (auto& log : m.logs)
+        log->set_durable_floor(nullptr);  // the floors lived in the log's writer state
+    }
     m.pipeline.frozen_ = false;
     // The joined workers may have claimed the consumer sides of the rings (debug role checks):
     // hand them over to the next start()'s workers. Their producers re-claim theirs.
@@ -597,6 +609,7 @@ void Engine::Impl::start_locked() {
     // Recovery runs before any shard exists: the logs, offsets and idempotency windows are
     // rebuilt from disk, then the writers follow the logs from where they ended.
     auto wal = std::make_unique<detail::Durability>(m.cfg, &m.log_sink);
+    wal_recovery_touched_logs = true;  // until recovery and the rest of start() succeed
     const detail::RecoverySummary r = wal->recover(m.logs, m.topic_names, m.recovered_keys);
     if (r.records != 0 || r.truncations != 0) {
       detail::Logger(&m.log_sink)
@@ -633,6 +646,7 @@ void Engine::Impl::start_locked() {
   for (auto& sh : m.shards)
     sh->start();
   if (m.watchdog) m.watchdog->start();
+  wal_recovery_touched_logs = false;
 }
 
 void Engine::set_log_sink(LogSink sink) {
