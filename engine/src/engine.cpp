@@ -608,9 +608,9 @@ void Engine::Impl::start_locked() {
   if (m.cfg.wal_mode != WalMode::off && !m.wal) {
     // Recovery runs before any shard exists: the logs, offsets and idempotency windows are
     // rebuilt from disk, then the writers follow the logs from where they ended.
-    auto wal = std::make_unique<detail::Durability>(m.cfg, &m.log_sink);
+    auto durability = std::make_unique<detail::Durability>(m.cfg, &m.log_sink);
     wal_recovery_touched_logs = true;  // until recovery and the rest of start() succeed
-    const detail::RecoverySummary r = wal->recover(m.logs, m.topic_names, m.recovered_keys);
+    const detail::RecoverySummary r = durability->recover(m.logs, m.topic_names, m.recovered_keys);
     if (r.records != 0 || r.truncations != 0) {
       detail::Logger(&m.log_sink)
           .log(LogLevel::info, "wal",
@@ -618,7 +618,7 @@ void Engine::Impl::start_locked() {
                    " bytes scanned in " + std::to_string(r.seconds) + " s, " +
                    std::to_string(r.truncations) + " tail(s) truncated");
     }
-    m.wal = std::move(wal);
+    m.wal = std::move(durability);
     m.wal->start(m.producers.get(), &m.producer_count);
   }
   detail::ShardEnv env{&m.cfg,

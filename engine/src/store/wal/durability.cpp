@@ -261,7 +261,6 @@ RecoverySummary Durability::recover(std::vector<std::unique_ptr<PartitionLog>>& 
     // by retention) continues there.
     if (first && rep.end_offset != 0) log.start_at(rep.end_offset);
     auto part = std::make_unique<Part>(log);
-    part->log = &log;
     const std::uint64_t end = log.end_offset();
     part->floor.offset.store(end, std::memory_order_relaxed);  // before the shards start
     part->durable.store(end, std::memory_order_relaxed);

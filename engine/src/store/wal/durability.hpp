@@ -93,11 +93,11 @@ class Durability {
 
  private:
   struct Part {
-    explicit Part(const PartitionLog& log) : reader(log) {}
+    explicit Part(const PartitionLog& l) : log(&l), reader(l) {}
     DurableFloor floor;  ///< offset = written to the files (retention may evict below it)
     alignas(kCacheLine) std::atomic<std::uint64_t> durable{0};  ///< acknowledged durable
     std::unique_ptr<wal::PartitionWriter> writer;
-    const PartitionLog* log = nullptr;
+    const PartitionLog* log;
     PartitionReader reader;
     bool broken = false;  ///< records were evicted unwritten (stopping with a failed log)
   };
