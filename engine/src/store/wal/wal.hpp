@@ -27,11 +27,11 @@ namespace ringflow::wal {
 
 enum class Errc : std::uint8_t {
   ok,
-  io_error,   ///< a read/write/sync failed (errno in the message)
-  disk_full,  ///< ENOSPC / EDQUOT: nothing past the last good write is claimed durable
-  corrupt,    ///< a CRC or frame check failed
-  wrong_key,  ///< encrypted with another key, or authentication failed (tampered)
-  bad_format, ///< not a ringflow segment, or an unknown version
+  io_error,    ///< a read/write/sync failed (errno in the message)
+  disk_full,   ///< ENOSPC / EDQUOT: nothing past the last good write is claimed durable
+  corrupt,     ///< a CRC or frame check failed
+  wrong_key,   ///< encrypted with another key, or authentication failed (tampered)
+  bad_format,  ///< not a ringflow segment, or an unknown version
 };
 [[nodiscard]] const char* to_string(Errc e) noexcept;
 
@@ -83,8 +83,8 @@ class FileOps {
 
 struct Options {
   std::size_t segment_bytes = std::size_t{64} << 20;  ///< preallocated per segment file
-  const Key* key = nullptr;                            ///< non-null: AES-256-GCM per record
-  FileOps* ops = nullptr;                              ///< null: posix_file_ops()
+  const Key* key = nullptr;                           ///< non-null: AES-256-GCM per record
+  FileOps* ops = nullptr;                             ///< null: posix_file_ops()
 };
 
 /// Appends one partition's records to its segment files. One thread only.
