@@ -277,6 +277,12 @@ TEST(EngineAllocationFailure, MakeProducerLosesNoSlotAndNothingAccepted) {
 // A failed start() leaves the engine created, with no thread running: start() again works,
 // and a producer made before the failed start() publishes through it.
 TEST(EngineAllocationFailure, FailedStartCanBeRetried) {
+#if defined(__SANITIZE_THREAD__) || defined(RINGFLOW_TSAN)
+  // Hundreds of engines whose shards build and tear down oneTBB arenas: Debian's oneTBB is not
+  // built with TSan, and its internal reuse of arena memory between threads (synchronised
+  // inside the library) is reported as races in libtbb itself. ASan and release run it.
+  GTEST_SKIP() << "oneTBB is not instrumented for TSan (false races inside libtbb)";
+#endif
   std::uint64_t n = 1;
   for (; n < kMaxAllocations; ++n) {
     Engine engine(small_config());
