@@ -62,6 +62,8 @@ std::vector<std::pair<std::string, std::string>> settings(const ringflow::Engine
       {"wal.interval_ms", to_string(c.wal_interval.count())},
       {"wal.key_file", quoted(std::string_view(c.wal_key_file))},
       {"wal.key_env", quoted(std::string_view(c.wal_key_env))},
+      {"wal.retention_bytes", to_string(c.wal_retention_bytes)},
+      {"wal.retention_age_ms", to_string(c.wal_retention_age.count())},
       {"watchdog.handler_ms", to_string(c.handler_watchdog.count())},
       {"affinity.pin_threads", boolean(c.pin_threads)},
       {"metrics.latency_sample_every", to_string(c.metrics_latency_sample_every)},

@@ -148,6 +148,7 @@ constexpr std::array kBounds{
     Bounds{"retry.capacity", 1, std::uint64_t{1} << 24},
     Bounds{"wal.segment_bytes", 1 << 20, std::uint64_t{1} << 32},
     Bounds{"wal.interval_ms", 1, 60'000},
+    Bounds{"wal.retention_bytes", 0, std::uint64_t{1} << 50},
     Bounds{"metrics.latency_sample_every", 0, std::uint64_t{1} << 24},
     Bounds{"watchdog.handler_ms", 0, 3'600'000},
 };
@@ -360,6 +361,8 @@ const std::vector<KeySpec>& key_specs() {
       duration_key("wal.interval_ms", &E::wal_interval),
       string_key("wal.key_file", &E::wal_key_file),
       string_key("wal.key_env", &E::wal_key_env),
+      uint_key("wal.retention_bytes", &E::wal_retention_bytes),
+      duration_key("wal.retention_age_ms", &E::wal_retention_age),
       duration_key("watchdog.handler_ms", &E::handler_watchdog),
       bool_key("affinity.pin_threads", &E::pin_threads),
       uint_key("metrics.latency_sample_every", &E::metrics_latency_sample_every),
@@ -820,6 +823,18 @@ std::vector<ConfigIssue> check_config(const EngineConfig& cfg, const Topology& t
     const auto ms = cfg.wal_interval.count();
     if (ms < static_cast<std::int64_t>(ib.lo) || static_cast<std::uint64_t>(ms) > ib.hi) {
       issue("wal.interval_ms", out_of_range(std::to_string(ms), ib));
+    }
+    if (range("wal.retention_bytes", cfg.wal_retention_bytes) && cfg.wal_retention_bytes != 0 &&
+        cfg.wal_retention_bytes < 2 * std::uint64_t{cfg.wal_segment_bytes}) {
+      issue("wal.retention_bytes",
+            std::to_string(cfg.wal_retention_bytes) + " holds fewer than two segment files of " +
+                std::to_string(cfg.wal_segment_bytes) +
+                " bytes (the one being written is never deleted): use 0 to keep everything, or "
+                "at least " +
+                std::to_string(2 * std::uint64_t{cfg.wal_segment_bytes}));
+    }
+    if (cfg.wal_retention_age.count() < 0) {
+      issue("wal.retention_age_ms", "must not be negative (0 = no age limit)");
     }
     if (!cfg.wal_key_file.empty() && !cfg.wal_key_env.empty()) {
       issue("wal.key_file",

@@ -835,6 +835,7 @@ EngineStats Engine::Impl::stats() const {
   if (wal) {
     out.wal_bytes_written = wal->bytes_written();
     out.wal_syncs = wal->syncs();
+    out.wal_segments_deleted = wal->segments_deleted();
     out.wal_failing = wal->failing();
   }
   return out;

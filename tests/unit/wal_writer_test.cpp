@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <string_view>
 
 #include "store/wal/format.hpp"
@@ -180,6 +181,85 @@ TEST(WalWriter, DeletesWholeSegmentsBelowAnOffset) {
   EXPECT_TRUE(records_intact(got, got.front().offset));
   w.delete_segments_below(UINT64_MAX);  // never the newest segment
   EXPECT_GE(segment_count(dir.path(), 0), 1U);
+}
+
+std::int64_t wall_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+TEST(WalWriter, RetentionBySizeKeepsTheNewestSegmentsWithinTheLimit) {
+  ScratchDir dir;
+  Options opt;
+  opt.segment_bytes = 16 << 10;
+  {
+    PartitionWriter w(dir.path(), 0, 0, opt);
+    add_range(w, 0, 1000);
+    ASSERT_EQ(w.write(), Errc::ok);
+    ASSERT_EQ(w.sync(), Errc::ok);
+    const std::size_t before = segment_count(dir.path(), 0);
+    ASSERT_GT(before, 5U);
+    const auto r = w.apply_retention(3 * opt.segment_bytes, 0, wall_ns());
+    EXPECT_EQ(r.segments, before - 3);
+    EXPECT_EQ(r.bytes, (before - 3) * opt.segment_bytes);
+    EXPECT_EQ(segment_count(dir.path(), 0), 3U);
+    std::vector<Got> got;
+    const auto rep = test::recover(dir.path(), 0, Options{}, false, got);
+    EXPECT_TRUE(rep.notes.empty());
+    ASSERT_FALSE(got.empty());
+    EXPECT_EQ(got.front().offset, r.first_offset);  // whole segments: no gap, no partial one
+    EXPECT_GT(r.first_offset, 0U);
+    EXPECT_EQ(got.back().offset, 999U);
+    EXPECT_TRUE(records_intact(got, r.first_offset));
+    EXPECT_EQ(w.apply_retention(3 * opt.segment_bytes, 0, wall_ns()).segments, 0U);
+    // Never the segment being written, whatever the limit.
+    (void)w.apply_retention(1, 0, wall_ns());
+    EXPECT_EQ(segment_count(dir.path(), 0), 1U);
+  }
+  // A later writer counts the segments it finds (their size on disk) against the limit.
+  std::vector<Got> got;
+  const auto rep = test::recover(dir.path(), 0, Options{}, true, got);
+  ASSERT_EQ(rep.end_offset, 1000U);
+  PartitionWriter w(dir.path(), 0, rep.end_offset, opt);
+  add_range(w, 1000, 1400);
+  ASSERT_EQ(w.write(), Errc::ok);
+  ASSERT_EQ(w.sync(), Errc::ok);
+  ASSERT_GT(segment_count(dir.path(), 0), 2U);
+  const auto r = w.apply_retention(2 * opt.segment_bytes, 0, wall_ns());
+  EXPECT_GT(r.segments, 0U);
+  EXPECT_EQ(segment_count(dir.path(), 0), 2U);
+  got.clear();
+  (void)test::recover(dir.path(), 0, Options{}, false, got);
+  ASSERT_FALSE(got.empty());
+  EXPECT_EQ(got.front().offset, r.first_offset);
+  EXPECT_EQ(got.back().offset, 1399U);
+  EXPECT_TRUE(records_intact(got, r.first_offset));
+}
+
+TEST(WalWriter, RetentionByAgeDeletesOnlyCompletedSegmentsPastTheAge) {
+  ScratchDir dir;
+  Options opt;
+  opt.segment_bytes = 16 << 10;
+  PartitionWriter w(dir.path(), 0, 0, opt);
+  add_range(w, 0, 1000);
+  ASSERT_EQ(w.write(), Errc::ok);
+  ASSERT_EQ(w.sync(), Errc::ok);
+  const std::size_t before = segment_count(dir.path(), 0);
+  ASSERT_GT(before, 2U);
+  constexpr std::int64_t kHour = 3'600'000'000'000;
+  EXPECT_EQ(w.apply_retention(0, kHour, wall_ns()).segments, 0U);  // all younger than an hour
+  EXPECT_EQ(segment_count(dir.path(), 0), before);
+  // Two hours later every completed segment is past the age; the one being written stays.
+  const auto r = w.apply_retention(0, kHour, wall_ns() + 2 * kHour);
+  EXPECT_EQ(r.segments, before - 1);
+  EXPECT_EQ(segment_count(dir.path(), 0), 1U);
+  std::vector<Got> got;
+  (void)test::recover(dir.path(), 0, Options{}, false, got);
+  ASSERT_FALSE(got.empty());
+  EXPECT_EQ(got.front().offset, r.first_offset);
+  EXPECT_EQ(got.back().offset, 999U);
+  EXPECT_TRUE(records_intact(got, r.first_offset));
 }
 
 TEST(WalWriter, DiskFullKeepsWrittenEndAtTheLastCompleteWrite) {

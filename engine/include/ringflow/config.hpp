@@ -125,6 +125,11 @@ struct EngineConfig {
   std::chrono::milliseconds wal_interval{10};             ///< interval mode: fdatasync period
   std::string wal_key_file;  ///< AES-256-GCM at rest: a key file (32 bytes or 64 hex digits)
   std::string wal_key_env;   ///< ... or an environment variable holding 64 hex digits
+  /// On-disk retention per partition: whole segment files are deleted, oldest first, once the
+  /// partition's files exceed this many bytes (0 = keep everything; else >= 2 segments).
+  std::uint64_t wal_retention_bytes = 0;
+  /// ... and once a completed segment's last write is older than this (0 = no age limit).
+  std::chrono::milliseconds wal_retention_age{0};
 
   // [watchdog]
   /// A handler or stage call that has not returned after this long is reported (a warn record

@@ -148,6 +148,8 @@ struct EngineStats {
   std::uint64_t late_replies = 0;       ///< reply() calls after their request had ended
   std::uint64_t wal_bytes_written = 0;  ///< write-ahead log: record bytes written to its files
   std::uint64_t wal_syncs = 0;          ///< write-ahead log: fdatasync calls
+  /// write-ahead log: segment files deleted by wal.retention_bytes / wal.retention_age_ms
+  std::uint64_t wal_segments_deleted = 0;
   std::uint64_t wal_waits = 0;  ///< shard passes that waited for the log's writer (back-pressure)
   bool wal_failing = false;     ///< the write-ahead log cannot be written right now
   std::uint64_t handler_stalls = 0;        ///< handler/stage calls blocked past watchdog.handler_ms

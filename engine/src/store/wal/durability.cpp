@@ -408,6 +408,24 @@ void Durability::publish_synced(std::uint32_t shard) {
   }
 }
 
+void Durability::retain(std::uint32_t shard) {
+  const auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+  const std::int64_t max_age =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(cfg_.wal_retention_age).count();
+  for (std::uint32_t p = shard; p < parts_.size(); p += cfg_.shards) {
+    const wal::PartitionWriter::Retention r =
+        parts_[p]->writer->apply_retention(cfg_.wal_retention_bytes, max_age, now);
+    if (r.segments == 0) continue;
+    segments_deleted_.fetch_add(r.segments, std::memory_order_relaxed);  // statistic
+    log(LogLevel::info, "partition " + std::to_string(p) + ": retention deleted " +
+                            std::to_string(r.segments) + " segment file(s), " +
+                            std::to_string(r.bytes) + " bytes; the oldest offset on disk is now " +
+                            std::to_string(r.first_offset));
+  }
+}
+
 void Durability::run(std::uint32_t shard) {
   const std::string name = "rf-wal-" + std::to_string(shard);
   (void)pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
@@ -424,6 +442,9 @@ void Durability::run(std::uint32_t shard) {
           ? kOsSyncPeriodNs
           : std::chrono::duration_cast<std::chrono::nanoseconds>(cfg_.wal_interval).count();
   std::int64_t last_sync = steady_ns();
+  const bool retention = cfg_.wal_retention_bytes != 0 || cfg_.wal_retention_age.count() > 0;
+  std::int64_t last_retention = 0;  // checked at the first good round, then once a second
+  constexpr std::int64_t kRetentionPeriodNs = 1'000'000'000;
   // Ring snapshots waiting to become durable, each with the partitions' ends read after it:
   // its events all lie below those ends, so it is published once the durable offsets reach
   // them. (Works behind a steady stream too: the writer need never be caught up.)
@@ -480,6 +501,10 @@ void Durability::run(std::uint32_t shard) {
         pending.pop_front();
       }
       if (ready) publish_rings(shard, ready_rings);
+      if (retention && steady_ns() - last_retention >= kRetentionPeriodNs) {
+        retain(shard);
+        last_retention = steady_ns();
+      }
     }
     if (err != wal::Errc::ok) {
       if (!reported) {

@@ -90,6 +90,10 @@ class Durability {
   [[nodiscard]] std::uint64_t syncs() const noexcept {
     return syncs_.load(std::memory_order_relaxed);  // statistic
   }
+  /// Segment files deleted by wal.retention_bytes / wal.retention_age_ms.
+  [[nodiscard]] std::uint64_t segments_deleted() const noexcept {
+    return segments_deleted_.load(std::memory_order_relaxed);  // statistic
+  }
 
  private:
   struct Part {
@@ -114,6 +118,8 @@ class Durability {
   void snapshot_rings(std::uint32_t shard, std::vector<std::uint64_t>& snap) const;
   void log(LogLevel level, const std::string& message) const;
   void write_manifest(const std::deque<std::string>& topic_names) const;
+  /// On-disk retention for the shard's partitions (completed segments only).
+  void retain(std::uint32_t shard);
 
   const EngineConfig& cfg_;
   const LogSink* sink_;
@@ -131,6 +137,7 @@ class Durability {
   std::atomic<bool> failed_{false};
   std::atomic<std::uint64_t> bytes_written_{0};
   std::atomic<std::uint64_t> syncs_{0};
+  std::atomic<std::uint64_t> segments_deleted_{0};
 };
 
 }  // namespace ringflow::detail

@@ -118,6 +118,20 @@ class PartitionWriter {
   /// Deletes whole segment files all of whose records lie below `offset` (retention).
   void delete_segments_below(std::uint64_t offset);
 
+  struct Retention {
+    std::uint64_t segments = 0;      ///< segment files deleted
+    std::uint64_t bytes = 0;         ///< their size on disk
+    std::uint64_t first_offset = 0;  ///< the oldest offset still on disk afterwards
+  };
+  /// Retention on disk: deletes completed segment files, oldest first, while the partition's
+  /// files (the ones being written included) exceed `max_bytes` (0 = no size limit) or the
+  /// oldest one's last write is more than `max_age_ns` before `now_realtime_ns` (0 = no age
+  /// limit). The segments still being written are never deleted; a completed segment is one
+  /// that was written, synced and closed. Age comes from the file's modification time for
+  /// segments found at start, from this writer's last write to it otherwise.
+  Retention apply_retention(std::uint64_t max_bytes, std::int64_t max_age_ns,
+                            std::int64_t now_realtime_ns);
+
  private:
   struct State;
   std::unique_ptr<State> s_;

@@ -5,6 +5,7 @@
 // fresh random segment id. So after recovery truncates a torn tail, no (segment id, record index)
 // pair, and therefore no GCM nonce, is ever used for a second plaintext.
 #include <fcntl.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -46,12 +47,13 @@ struct PartitionWriter::State {
     fs::path path;
     std::uint64_t id = 0;
     std::uint64_t first_offset = 0;
-    std::uint64_t size = 0;      // preallocated bytes
-    std::uint64_t end_pos = 0;   // file position after the last added frame
-    std::uint64_t file_pos = 0;  // bytes of the file written so far (buf starts here)
-    std::uint64_t buf_end = 0;   // offset after the last record in buf
-    std::uint32_t salt = 0;      // CRC32C of the segment id
-    std::uint32_t records = 0;   // records added: the next record's nonce index
+    std::uint64_t size = 0;          // preallocated bytes
+    std::uint64_t end_pos = 0;       // file position after the last added frame
+    std::uint64_t file_pos = 0;      // bytes of the file written so far (buf starts here)
+    std::uint64_t buf_end = 0;       // offset after the last record in buf
+    std::int64_t last_write_ns = 0;  // realtime of the last pwrite (retention by age)
+    std::uint32_t salt = 0;          // CRC32C of the segment id
+    std::uint32_t records = 0;       // records added: the next record's nonce index
     int fd = -1;
     bool allocated = false;
     bool dirty = false;  // written, not yet fdatasync'ed
@@ -67,6 +69,8 @@ struct PartitionWriter::State {
   struct Closed {
     std::uint64_t first_offset;
     fs::path path;
+    std::uint64_t size = 0;          // bytes on disk
+    std::int64_t last_write_ns = 0;  // realtime of its last write (retention by age)
   };
   std::deque<Closed> closed;  // segments on disk not held open, by first offset
   std::uint64_t added_end = 0;
@@ -119,6 +123,7 @@ struct PartitionWriter::State {
     if (rc < 0) return errc_of(rc);
     if (static_cast<std::size_t>(rc) != s.buf.size()) return Errc::io_error;
     s.file_pos += s.buf.size();
+    s.last_write_ns = realtime_ns();
     bytes_written += s.buf.size();
     buffered -= s.buf.size();
     s.buf.clear();
@@ -130,7 +135,7 @@ struct PartitionWriter::State {
   void close_segment(Segment& s) {
     if (s.fd >= 0) ops->close(s.fd);
     s.fd = -1;
-    closed.push_back({s.first_offset, s.path});
+    closed.push_back({s.first_offset, s.path, s.size, s.last_write_ns});
     if (spare.capacity() < s.buf.capacity()) {
       s.buf.clear();
       spare = std::move(s.buf);
@@ -173,7 +178,13 @@ PartitionWriter::PartitionWriter(const std::filesystem::path& dir, std::uint32_t
                                            std::to_string(next_offset) +
                                            " (recover the partition first)");
     }
-    found.push_back({first, entry.path()});
+    State::Closed c{first, entry.path()};
+    struct stat st {};
+    if (::stat(entry.path().c_str(), &st) == 0) {
+      c.size = static_cast<std::uint64_t>(st.st_size);
+      c.last_write_ns = std::int64_t{st.st_mtim.tv_sec} * 1'000'000'000 + st.st_mtim.tv_nsec;
+    }
+    found.push_back(std::move(c));
   }
   if (ec) {
     throw WalError(Errc::io_error, "wal: cannot list " + s.dir.string() + ": " + ec.message());
@@ -301,6 +312,40 @@ void PartitionWriter::delete_segments_below(std::uint64_t offset) {
     removed = true;
   }
   if (removed) s.ops->fsync_dir(s.dir);
+}
+
+PartitionWriter::Retention PartitionWriter::apply_retention(std::uint64_t max_bytes,
+                                                            std::int64_t max_age_ns,
+                                                            std::int64_t now_realtime_ns) {
+  auto& s = *s_;
+  Retention r;
+  std::uint64_t total = 0;
+  for (const auto& c : s.closed)
+    total += c.size;
+  for (const auto& o : s.open)
+    total += o.size;
+  while (!s.closed.empty()) {
+    const auto& oldest = s.closed.front();
+    const bool too_big = max_bytes != 0 && total > max_bytes;
+    const bool too_old = max_age_ns > 0 && now_realtime_ns - oldest.last_write_ns > max_age_ns;
+    if (!too_big && !too_old) break;
+    if (const int rc = s.ops->unlink(oldest.path); rc < 0 && rc != -ENOENT) {
+      break;  // try again at the next call
+    }
+    total -= std::min(total, oldest.size);
+    r.bytes += oldest.size;
+    ++r.segments;
+    s.closed.pop_front();
+  }
+  if (r.segments != 0) s.ops->fsync_dir(s.dir);
+  if (!s.closed.empty()) {
+    r.first_offset = s.closed.front().first_offset;
+  } else if (!s.open.empty()) {
+    r.first_offset = s.open.front().first_offset;
+  } else {
+    r.first_offset = s.added_end;
+  }
+  return r;
 }
 
 }  // namespace ringflow::wal
