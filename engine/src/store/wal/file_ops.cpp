@@ -74,6 +74,16 @@ class PosixFileOps final : public FileOps {
 
   int close(int fd) override { return ::close(fd) == 0 ? 0 : -errno; }
 
+  int start_writeback(int fd, std::uint64_t at, std::uint64_t n) override {
+    for (;;) {
+      if (::sync_file_range(fd, static_cast<off_t>(at), static_cast<off_t>(n),
+                            SYNC_FILE_RANGE_WRITE) == 0) {
+        return 0;
+      }
+      if (errno != EINTR) return -errno;
+    }
+  }
+
   int unlink(const std::filesystem::path& path) override {
     return ::unlink(path.c_str()) == 0 ? 0 : -errno;
   }

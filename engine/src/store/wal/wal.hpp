@@ -77,6 +77,10 @@ class FileOps {
   virtual int close(int fd) = 0;
   virtual int unlink(const std::filesystem::path& path) = 0;
   virtual int fsync_dir(const std::filesystem::path& dir) = 0;  ///< after creating/removing files
+  /// Starts writeback of a written range without waiting for it (sync_file_range with
+  /// SYNC_FILE_RANGE_WRITE): dirty pages leave the page cache steadily instead of piling up
+  /// until the kernel throttles the writer. A hint: durability still comes from fdatasync.
+  virtual int start_writeback(int /*fd*/, std::uint64_t /*at*/, std::uint64_t /*n*/) { return 0; }
 };
 /// The real thing (POSIX calls, EINTR retried, short writes completed).
 [[nodiscard]] FileOps& posix_file_ops();
@@ -85,6 +89,8 @@ struct Options {
   std::size_t segment_bytes = std::size_t{64} << 20;  ///< preallocated per segment file
   const Key* key = nullptr;                           ///< non-null: AES-256-GCM per record
   FileOps* ops = nullptr;                             ///< null: posix_file_ops()
+  /// After each write, start writeback of what was written (FileOps::start_writeback).
+  bool start_writeback = false;
 };
 
 /// Appends one partition's records to its segment files. One thread only.

@@ -122,6 +122,8 @@ struct PartitionWriter::State {
     const long rc = ops->pwrite(s.fd, s.buf.data(), s.buf.size(), s.file_pos);
     if (rc < 0) return errc_of(rc);
     if (static_cast<std::size_t>(rc) != s.buf.size()) return Errc::io_error;
+    // A hint: an error here costs nothing but the early writeback (fdatasync still decides).
+    if (opt.start_writeback) (void)ops->start_writeback(s.fd, s.file_pos, s.buf.size());
     s.file_pos += s.buf.size();
     s.last_write_ns = realtime_ns();
     bytes_written += s.buf.size();
