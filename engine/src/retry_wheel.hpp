@@ -22,8 +22,8 @@
 #include <cstring>
 #include <vector>
 
-#include "ringflow/config.hpp"
 #include "ringflow/event.hpp"
+#include "ringflow/limits.hpp"
 
 namespace ringflow::detail {
 

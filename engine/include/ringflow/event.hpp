@@ -9,7 +9,7 @@
 #include <string_view>
 #include <type_traits>
 
-#include "ringflow/config.hpp"
+#include "ringflow/limits.hpp"
 
 namespace ringflow {
 

@@ -31,7 +31,7 @@
 #include <string_view>
 #include <vector>
 
-#include "ringflow/config.hpp"
+#include "ringflow/policy.hpp"
 
 namespace ringflow {
 

@@ -18,7 +18,7 @@
 //   Parking        spin latency for short gaps; after the spin, a futex wake-up (~5-50 µs,
 //                  scheduler-dependent) / no CPU while parked. Its notify() costs a full fence
 //                  (~20-40 ns on x86) per call even when nobody sleeps: notify once per batch.
-// WaitStrategyKind (config.hpp) names them for DynamicWaitStrategy.
+// WaitStrategyKind (policy.hpp) names them for DynamicWaitStrategy.
 
 #include <atomic>
 #include <chrono>
@@ -37,8 +37,8 @@
 #include <unistd.h>
 #endif
 
-#include "ringflow/config.hpp"
 #include "ringflow/detail/cache.hpp"
+#include "ringflow/policy.hpp"
 #include "ringflow/spsc_ring.hpp"
 
 namespace ringflow {

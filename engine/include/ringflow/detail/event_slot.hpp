@@ -8,8 +8,8 @@
 #include <span>
 #include <string_view>
 
-#include "ringflow/config.hpp"
 #include "ringflow/event.hpp"
+#include "ringflow/limits.hpp"
 
 namespace ringflow::detail {
 

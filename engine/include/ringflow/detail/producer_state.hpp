@@ -15,11 +15,12 @@
 #include <string>
 #include <vector>
 
-#include "ringflow/config.hpp"
 #include "ringflow/detail/cache.hpp"
 #include "ringflow/detail/event_slot.hpp"
 #include "ringflow/detail/request_table.hpp"
 #include "ringflow/detail/role_check.hpp"
+#include "ringflow/limits.hpp"
+#include "ringflow/policy.hpp"
 #include "ringflow/spsc_ring.hpp"
 #include "ringflow/status.hpp"
 #include "ringflow/wait_strategy.hpp"

@@ -23,9 +23,9 @@
 #include <thread>
 
 #include "ringflow/clock.hpp"
-#include "ringflow/config.hpp"
 #include "ringflow/detail/cache.hpp"
 #include "ringflow/event.hpp"
+#include "ringflow/limits.hpp"
 #include "ringflow/request_status.hpp"
 #include "ringflow/wait_strategy.hpp"
 
