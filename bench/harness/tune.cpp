@@ -13,7 +13,6 @@
 
 #include "harness/affinity.hpp"
 #include "harness/clock.hpp"
-#include "harness/config_writer.hpp"
 #include "harness/meta.hpp"
 #include "harness/platform_control.hpp"
 #include "harness/report.hpp"

@@ -10,7 +10,6 @@
 #include <set>
 #include <string>
 
-#include "harness/config_writer.hpp"
 #include "harness/tune.hpp"
 
 #ifndef RINGFLOW_SOURCE_DIR
@@ -47,6 +46,15 @@ void expect_same(const EngineConfig& a, const EngineConfig& b) {
   EXPECT_EQ(a.idempotency_window, b.idempotency_window);
   EXPECT_EQ(a.idempotency_window_age, b.idempotency_window_age);
   EXPECT_EQ(a.retry_capacity, b.retry_capacity);
+  EXPECT_EQ(a.wal_mode, b.wal_mode);
+  EXPECT_EQ(a.wal_dir, b.wal_dir);
+  EXPECT_EQ(a.wal_segment_bytes, b.wal_segment_bytes);
+  EXPECT_EQ(a.wal_interval, b.wal_interval);
+  EXPECT_EQ(a.wal_key_file, b.wal_key_file);
+  EXPECT_EQ(a.wal_key_env, b.wal_key_env);
+  EXPECT_EQ(a.wal_retention_bytes, b.wal_retention_bytes);
+  EXPECT_EQ(a.wal_retention_age, b.wal_retention_age);
+  EXPECT_EQ(a.handler_watchdog, b.handler_watchdog);
   EXPECT_EQ(a.pin_threads, b.pin_threads);
   EXPECT_EQ(a.metrics_latency_sample_every, b.metrics_latency_sample_every);
 }
@@ -76,6 +84,14 @@ EngineConfig every_field_changed() {
   c.idempotency_window = 0;
   c.idempotency_window_age = std::chrono::milliseconds{250};
   c.retry_capacity = 512;
+  c.wal_mode = ringflow::WalMode::interval;
+  c.wal_dir = "/var/lib/a \"quoted\" \\ dir";  // the writer escapes quotes and backslashes
+  c.wal_segment_bytes = std::size_t{8} << 20;
+  c.wal_interval = std::chrono::milliseconds{25};
+  c.wal_key_env = "ORDERS_WAL_KEY";
+  c.wal_retention_bytes = std::uint64_t{1} << 30;
+  c.wal_retention_age = std::chrono::milliseconds{86'400'000};
+  c.handler_watchdog = std::chrono::milliseconds{750};
   c.pin_threads = false;
   c.metrics_latency_sample_every = 8;
   return c;

@@ -174,11 +174,24 @@ std::string out_of_range(std::string_view value, const Bounds& b) {
 // Reports a problem of the node being stored (an array element names its own line).
 using Report = std::function<void(const toml::node& where, std::string why)>;
 
-// One accepted key: how to store a TOML node into EngineConfig; every problem goes to `report`.
+// One accepted key, declared once: how to store a TOML node into EngineConfig (every problem
+// goes to `report`) and how to write the field back as a TOML value (config_to_toml()). Its
+// checks against other keys live in check_config().
 struct KeySpec {
   std::string_view key;  // dotted
   std::function<void(const toml::node&, EngineConfig&, const Report&)> store;
+  std::function<std::string(const EngineConfig&)> write;
 };
+
+std::string toml_quoted(std::string_view s) {
+  std::string q(1, '"');
+  for (const char ch : s) {
+    if (ch == '"' || ch == '\\') q += '\\';  // a TOML basic string (paths may hold either)
+    q += ch;
+  }
+  q += '"';
+  return q;
+}
 
 std::string type_name(const toml::node& n) {
   switch (n.type()) {
@@ -204,7 +217,8 @@ std::string type_name(const toml::node& n) {
 template <typename T>
 KeySpec uint_key(std::string_view key, T EngineConfig::*field) {
   const Bounds b = bounds_of(key);
-  return {key, [field, b](const toml::node& n, EngineConfig& c, const Report& report) {
+  return {key,
+          [field, b](const toml::node& n, EngineConfig& c, const Report& report) {
             const auto v = n.value_exact<std::int64_t>();
             if (!n.is_integer() || !v) {
               report(n, "expected a non-negative integer, got " + type_name(n) +
@@ -216,23 +230,27 @@ KeySpec uint_key(std::string_view key, T EngineConfig::*field) {
               return;
             }
             c.*field = static_cast<T>(*v);
-          }};
+          },
+          [field](const EngineConfig& c) { return std::to_string(c.*field); }};
 }
 
 KeySpec bool_key(std::string_view key, bool EngineConfig::*field) {
-  return {key, [field](const toml::node& n, EngineConfig& c, const Report& report) {
+  return {key,
+          [field](const toml::node& n, EngineConfig& c, const Report& report) {
             if (!n.is_boolean()) {
               report(n, "expected true or false, got " + type_name(n) + " (no quotes)");
               return;
             }
             c.*field = n.as_boolean()->get();
-          }};
+          },
+          [field](const EngineConfig& c) { return std::string(c.*field ? "true" : "false"); }};
 }
 
 template <typename E, std::size_t N>
 KeySpec enum_key(std::string_view key, E EngineConfig::*field,
                  std::array<std::pair<std::string_view, E>, N> words) {
-  return {key, [field, words](const toml::node& n, EngineConfig& c, const Report& report) {
+  return {key,
+          [field, words](const toml::node& n, EngineConfig& c, const Report& report) {
             std::string allowed;
             for (const auto& [w, e] : words) {
               allowed += (allowed.empty() ? "\"" : ", \"") + std::string(w) + "\"";
@@ -249,13 +267,20 @@ KeySpec enum_key(std::string_view key, E EngineConfig::*field,
               }
             }
             report(n, "unknown value \"" + s + "\"; use one of " + allowed);
+          },
+          [field, words](const EngineConfig& c) {
+            for (const auto& [w, e] : words) {
+              if (c.*field == e) return toml_quoted(w);
+            }
+            return std::string("\"?\"");  // not reachable: every enumerator has a word
           }};
 }
 
 // Every bad element is reported (each on its own line), not only the first; the field is set
 // only when all of them are good.
 KeySpec core_list_key(std::string_view key, std::vector<int> EngineConfig::*field) {
-  return {key, [field](const toml::node& n, EngineConfig& c, const Report& report) {
+  return {key,
+          [field](const toml::node& n, EngineConfig& c, const Report& report) {
             const toml::array* arr = n.as_array();
             if (arr == nullptr) {
               report(n, "expected an array of core indexes, got " + type_name(n) +
@@ -280,23 +305,32 @@ KeySpec core_list_key(std::string_view key, std::vector<int> EngineConfig::*fiel
               }
             }
             if (all_good) c.*field = std::move(cores);
+          },
+          [field](const EngineConfig& c) {
+            std::string s = "[";
+            for (std::size_t i = 0; i < (c.*field).size(); ++i)
+              s += (i != 0 ? ", " : "") + std::to_string((c.*field)[i]);
+            return s + "]";
           }};
 }
 
 KeySpec string_key(std::string_view key, std::string EngineConfig::*field) {
-  return {key, [field](const toml::node& n, EngineConfig& c, const Report& report) {
+  return {key,
+          [field](const toml::node& n, EngineConfig& c, const Report& report) {
             if (!n.is_string()) {
               report(n, "expected a string in quotes, got " + type_name(n));
               return;
             }
             c.*field = n.as_string()->get();
-          }};
+          },
+          [field](const EngineConfig& c) { return toml_quoted(c.*field); }};
 }
 
 template <typename Dur>
 KeySpec duration_key(std::string_view key, Dur EngineConfig::*field) {
   const Bounds* b = find_bounds(key);  // null: no upper bound (0 = no limit)
-  return {key, [field, b](const toml::node& n, EngineConfig& c, const Report& report) {
+  return {key,
+          [field, b](const toml::node& n, EngineConfig& c, const Report& report) {
             const auto v = n.value_exact<std::int64_t>();
             if (!n.is_integer() || !v) {
               report(n, "expected a non-negative integer, got " + type_name(n));
@@ -308,7 +342,8 @@ KeySpec duration_key(std::string_view key, Dur EngineConfig::*field) {
               return;
             }
             c.*field = Dur{*v};
-          }};
+          },
+          [field](const EngineConfig& c) { return std::to_string((c.*field).count()); }};
 }
 
 const std::vector<KeySpec>& key_specs() {
@@ -467,6 +502,50 @@ const std::vector<std::string_view>& known_config_keys() {
     return k;
   }();
   return keys;
+}
+
+namespace {
+/// Every setting as (dotted key, TOML value), in key_specs() (= configs/default.toml) order.
+std::vector<std::pair<std::string_view, std::string>> settings(const EngineConfig& c) {
+  std::vector<std::pair<std::string_view, std::string>> out;
+  out.reserve(key_specs().size());
+  for (const KeySpec& k : key_specs())
+    out.emplace_back(k.key, k.write(c));
+  return out;
+}
+}  // namespace
+
+std::string config_to_toml(const EngineConfig& cfg, std::string_view header) {
+  std::string out(header);
+  if (!out.empty() && out.back() != '\n') out += '\n';
+  std::string_view section;
+  for (const auto& [key, value] : settings(cfg)) {
+    const std::size_t dot = key.find('.');
+    const std::string_view sec = key.substr(0, dot);
+    if (sec != section) {
+      if (!out.empty()) out += '\n';
+      out += "[" + std::string(sec) + "]\n";
+      section = sec;
+    }
+    out += std::string(key.substr(dot + 1)) + " = " + value + "\n";
+  }
+  return out;
+}
+
+bool configs_equal(const EngineConfig& a, const EngineConfig& b) {
+  return settings(a) == settings(b);
+}
+
+std::string config_diff(const EngineConfig& from, const EngineConfig& to) {
+  const auto a = settings(from);
+  const auto b = settings(to);
+  std::string out;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (a[i].second != b[i].second) {
+      out += std::string(a[i].first) + ": " + a[i].second + " -> " + b[i].second + "\n";
+    }
+  }
+  return out;
 }
 
 EngineConfig parse_config(std::string_view toml_text, std::string_view source_name) {

@@ -10,15 +10,12 @@
 #include "pinned_arena.hpp"
 #include "ringflow/clock.hpp"
 #include "ringflow/topology.hpp"
+#include "ringflow/wait_strategy.hpp"
 #include "store/wal/durability.hpp"
 
 namespace ringflow::detail {
 
 namespace {
-inline void cpu_relax() noexcept {
-  __builtin_ia32_pause();
-}
-
 /// Copies an error text into a fixed NUL-padded field, truncating.
 void copy_error(char (&dst)[DeadLetterInfo::kErrorBytes], std::string_view text) noexcept {
   const std::size_t n = std::min(text.size(), sizeof dst - 1);

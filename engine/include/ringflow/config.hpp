@@ -20,39 +20,12 @@
 #include <string_view>
 #include <vector>
 
+#include "ringflow/limits.hpp"
+#include "ringflow/policy.hpp"
+
 namespace ringflow {
 
 class Topology;
-
-/// Events travel inline in fixed 256-byte ring slots: keys up to kMaxKeyBytes, payloads up to
-/// kMaxPayloadBytes (max_payload_bytes may only lower it). Larger data: publish a reference.
-inline constexpr std::size_t kMaxKeyBytes = 32;
-inline constexpr std::size_t kMaxPayloadBytes = 168;
-/// Upper bound on shards (each producer owns two rings per shard).
-inline constexpr std::uint32_t kMaxShards = 256;
-
-/// What a thread does when the ring it needs is empty (consumer) or full (producer).
-enum class WaitStrategyKind : std::uint8_t {
-  busy_spin,   ///< lowest latency; burns its core at 100 % even when idle
-  spin_yield,  ///< spins briefly, then sched_yield(); near-spin latency, gives the core away
-  park,        ///< spins briefly, then sleeps on a futex; ~µs wake-up, no CPU when idle
-};
-
-/// What publish() does when the target ring is full. Nothing is ever dropped silently.
-enum class BackpressurePolicy : std::uint8_t {
-  fail_fast,  ///< return PublishStatus::full at once
-  spin,       ///< spin/yield until space or until backpressure_timeout, then return full
-  park,       ///< sleep until space or until backpressure_timeout, then return full
-};
-
-enum class NumaBinding : std::uint8_t { off, on, automatic };
-enum class AllocatorKind : std::uint8_t { system, jemalloc };
-
-/// What the write-ahead log promises (README "Durability"): off = memory only; os = written to
-/// the page cache (survives a process crash, not a power cut); interval = fdatasync every
-/// wal.interval_ms; sync = an event is durable only after an fdatasync that covers it (group
-/// commit across everything in flight).
-enum class WalMode : std::uint8_t { off, os, interval, sync };
 
 /// A config that cannot run. what() names the source, line, key and reason and suggests a fix.
 struct ConfigIssue {
@@ -160,6 +133,16 @@ struct EngineConfig {
 /// Every key the parser accepts, dotted ("rings.capacity"), in file order. For docs and tools.
 const std::vector<std::string_view>& known_config_keys();
 
+/// The config as TOML, every key under its section, that parse_config() reads back to an equal
+/// config (configs_equal()); `header` (comment lines starting with '#') goes first. Keys are
+/// declared once (config.cpp's key table: name, read, write), so nothing can be left out.
+///   std::string text = config_to_toml(cfg, "# tuned by ringflow-bench --tune ...\n");
+[[nodiscard]] std::string config_to_toml(const EngineConfig& cfg, std::string_view header = {});
+/// Every setting equal (source and key_lines, which say where a config came from, ignored).
+[[nodiscard]] bool configs_equal(const EngineConfig& a, const EngineConfig& b);
+/// One line per setting that differs, "rings.batch_size: 256 -> 64"; empty when equal.
+[[nodiscard]] std::string config_diff(const EngineConfig& from, const EngineConfig& to);
+
 /// Parses TOML text. Throws ConfigError listing every syntax/type/unknown-key problem.
 EngineConfig parse_config(std::string_view toml_text, std::string_view source_name = "<string>");
 /// Parses what it can without throwing: appends every parse problem to `issues` and returns the
@@ -185,11 +168,5 @@ EngineConfig load_config(const std::filesystem::path& file);
 std::vector<ConfigIssue> check_config(const EngineConfig& cfg, const Topology& topo);
 /// Throws ConfigError with every problem if check_config() finds any.
 void validate(const EngineConfig& cfg, const Topology& topo);
-
-std::string_view to_string(WaitStrategyKind k) noexcept;
-std::string_view to_string(BackpressurePolicy p) noexcept;
-std::string_view to_string(NumaBinding n) noexcept;
-std::string_view to_string(AllocatorKind a) noexcept;
-std::string_view to_string(WalMode m) noexcept;
 
 }  // namespace ringflow

@@ -274,12 +274,10 @@ class Engine {
     return log(partition).reader();
   }
 
-  struct Impl;
-
  private:
+  struct Impl;
   friend class Producer;
   void release_producer(detail::ProducerState* s) noexcept;
-  Producer make_producer_for(const Principal* who);
 
   std::unique_ptr<Impl> impl_;
 };
