@@ -11,6 +11,7 @@
 #include <system_error>
 
 #include "logger.hpp"
+#include "ringflow/clock.hpp"
 #include "store/wal/wal.hpp"
 
 namespace ringflow::detail {
@@ -132,9 +133,13 @@ bool CheckpointStore::save(const std::string& name,
   const std::filesystem::path file = file_of(name);
   const std::filesystem::path tmp = dir_ / (name + ".ckpt.tmp");
   const auto fail = [&](const std::string& what) {
-    Logger(sink_).log(LogLevel::error, "checkpoint",
-                      "cannot write the checkpoint of durable subscription '" + name + "' (" +
-                          what + "): the previous one stays; retrying");
+    std::uint64_t suppressed = 0;
+    if (error_limit_.admit(now_ns(), suppressed)) {
+      Logger(sink_).log(LogLevel::error, "checkpoint",
+                        "cannot write the checkpoint of durable subscription '" + name + "' (" +
+                            what + "): the previous one stays; retrying",
+                        suppressed);
+    }
     return false;
   };
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);

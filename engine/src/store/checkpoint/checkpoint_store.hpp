@@ -32,6 +32,7 @@
 #include <thread>
 #include <vector>
 
+#include "logger.hpp"
 #include "ringflow/detail/cache.hpp"
 #include "ringflow/log.hpp"
 
@@ -47,7 +48,8 @@ class CheckpointStore {
   /// warn record naming the file and why).
   [[nodiscard]] std::optional<std::vector<std::uint64_t>> load(const std::string& name,
                                                                std::uint32_t partitions) const;
-  /// Replaces the file atomically. False (and an error record) when it could not be written.
+  /// Replaces the file atomically. False (and an error record, rate limited) when it could not
+  /// be written. One caller at a time (the checkpoint thread, or start()/stop() around it).
   bool save(const std::string& name, std::span<const std::uint64_t> positions) const;
 
   [[nodiscard]] std::filesystem::path file_of(const std::string& name) const {
@@ -61,6 +63,8 @@ class CheckpointStore {
  private:
   std::filesystem::path dir_;
   const LogSink* sink_;
+  /// A failing disk is retried every period: a few records per second, not one per try.
+  mutable LogRateLimit error_limit_;
 };
 
 /// The positions of the durable subscriptions, one padded atomic per (subscription,
