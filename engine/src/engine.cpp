@@ -15,6 +15,7 @@
 #include "ringflow/topic.hpp"
 #include "ringflow/topology.hpp"
 #include "shard.hpp"
+#include "store/checkpoint/checkpoint_store.hpp"
 #include "store/wal/durability.hpp"
 #include "watchdog.hpp"
 
@@ -95,6 +96,13 @@ struct Engine::Impl {
   /// A start() failed after recovery refilled the logs: they cannot be recovered into again.
   bool wal_recovery_touched_logs = false;
   std::vector<std::vector<detail::RecoveredKey>> recovered_keys;  ///< by partition, start()
+  /// Durable subscriptions (start(), when any): their checkpoint files, the positions the
+  /// shards publish, the offsets to replay from, and the thread that persists them. After
+  /// `wal` (the writer reads its durable offsets), before `shards` (they write the positions).
+  std::unique_ptr<detail::CheckpointStore> checkpoint_store;
+  std::unique_ptr<detail::SubscriptionPositions> positions;
+  std::vector<std::uint64_t> replay_from;  ///< by durable * partitions + partition
+  std::unique_ptr<detail::CheckpointWriter> checkpoints;
   std::vector<std::unique_ptr<detail::Shard>> shards;
   std::vector<std::pmr::memory_resource*> shard_memory;
   /// True while stop() waits for the shards (the watchdog says so in its records).
@@ -180,6 +188,9 @@ struct Engine::Impl {
   EngineStats stats() const;
   /// start()'s work under the lock: compile the tables, build and start the shards.
   void start_locked();
+  /// After recovery: loads each durable subscription's checkpoint, sets its positions and
+  /// what to replay, writes the files and starts the checkpoint thread.
+  void start_checkpoints();
   void drain_rings() const;
   /// upto == 0: the retry chains started so far; UINT64_MAX: all, until none is pending.
   void drain_retries(std::uint64_t upto) const;
@@ -379,7 +390,27 @@ std::uint32_t Engine::subscribe(std::string_view pattern, Handler handler,
     throw std::invalid_argument(
         "ringflow: SubscribeOptions needs 0 <= retry_backoff <= retry_backoff_max");
   }
+  if (!options.durable_name.empty() || options.replay_from_start) {
+    if (impl_->cfg.wal_mode == WalMode::off) {
+      throw std::invalid_argument(
+          "ringflow: SubscribeOptions::durable_name '" + options.durable_name +
+          "' needs the write-ahead log (wal.mode = os, interval or sync, and wal.dir): its "
+          "checkpoints are kept beside the log");
+    }
+    if (std::string why = detail::CheckpointStore::check_name(options.durable_name); !why.empty()) {
+      throw std::invalid_argument("ringflow: cannot subscribe: " + why);
+    }
+    for (const auto& other : impl_->subscriptions) {
+      if (other.durable_name == options.durable_name) {
+        throw std::invalid_argument("ringflow: durable_name '" + options.durable_name +
+                                    "' is already used by the subscription to '" + other.pattern +
+                                    "'; each durable subscription needs its own name");
+      }
+    }
+  }
   detail::Subscription sub;
+  sub.durable_name = options.durable_name;
+  sub.replay_from_start = options.replay_from_start;
   sub.max_attempts = options.max_attempts;
   sub.backoff_ns = options.retry_backoff.count();
   sub.backoff_max_ns = options.retry_backoff_max.count();
@@ -520,8 +551,14 @@ void Engine::start() {
   try {
     m.start_locked();
   } catch (...) {
-    m.watchdog.reset();  // joins its thread; before the shards it reads
-    m.shards.clear();    // each shard's destructor asks its worker to leave and joins it
+    m.watchdog.reset();     // joins its thread; before the shards it reads
+    m.shards.clear();       // each shard's destructor asks its worker to leave and joins it
+    m.checkpoints.reset();  // joins its thread; before the log whose offsets it reads
+    m.positions.reset();
+    m.checkpoint_store.reset();
+    m.replay_from.clear();
+    for (auto& sub : m.subscriptions)
+      sub.durable = detail::Subscription::kNotDurable;
     if (m.wal) {
       m.wal.reset();  // joins its writers and releases the directory's lock
       for (auto& log : m.logs)
@@ -620,6 +657,7 @@ void Engine::Impl::start_locked() {
     }
     m.wal = std::move(durability);
     m.wal->start(m.producers.get(), &m.producer_count);
+    m.start_checkpoints();
   }
   detail::ShardEnv env{&m.cfg,
                        &m.ctx,
@@ -632,7 +670,9 @@ void Engine::Impl::start_locked() {
                        &m.log_sink,
                        &m.recovered_keys,
                        m.wal != nullptr,
-                       &m.topic_names};
+                       &m.topic_names,
+                       m.positions.get(),
+                       &m.replay_from};
   for (std::uint32_t s = 0; s < m.cfg.shards; ++s) {
     m.shards.push_back(std::make_unique<detail::Shard>(env, s, m.plan.shards[s],
                                                        m.plan.graph_worker_pus(s), m.plan.pinning));
@@ -647,6 +687,60 @@ void Engine::Impl::start_locked() {
     sh->start();
   if (m.watchdog) m.watchdog->start();
   wal_recovery_touched_logs = false;
+}
+
+void Engine::Impl::start_checkpoints() {
+  Impl& m = *this;
+  std::vector<std::string> names;
+  for (auto& sub : m.subscriptions) {
+    if (sub.durable_name.empty()) continue;
+    sub.durable = static_cast<std::uint32_t>(names.size());
+    names.push_back(sub.durable_name);
+  }
+  if (names.empty()) return;
+  const std::uint32_t parts = m.cfg.partitions;
+  m.checkpoint_store = std::make_unique<detail::CheckpointStore>(m.cfg.wal_dir, &m.log_sink);
+  m.positions = std::make_unique<detail::SubscriptionPositions>(names.size(), parts);
+  m.replay_from.assign(names.size() * parts, UINT64_MAX);
+  const detail::Logger log(&m.log_sink);
+  for (const auto& sub : m.subscriptions) {
+    if (sub.durable == detail::Subscription::kNotDurable) continue;
+    const auto saved = m.checkpoint_store->load(sub.durable_name, parts);
+    std::uint64_t to_replay = 0;
+    for (std::uint32_t p = 0; p < parts; ++p) {
+      const std::uint64_t end = m.logs[p]->end_offset();
+      const std::uint64_t first = m.logs[p]->first_offset();
+      // A checkpoint past the recovered end (its log lost a torn tail) resumes at the end.
+      std::uint64_t from = saved ? std::min((*saved)[p], end) : sub.replay_from_start ? first : end;
+      if (from < first) {
+        log.log(LogLevel::warn, "checkpoint",
+                "durable subscription '" + sub.durable_name + "', partition " + std::to_string(p) +
+                    ": its checkpoint " + std::to_string(from) +
+                    " is below the oldest event held (" + std::to_string(first) +
+                    "); the events between are not replayed");
+        from = first;
+      }
+      // Relaxed: no shard runs yet; starting the shard threads orders it before their reads.
+      m.positions->at(sub.durable, p).store(from, std::memory_order_relaxed);
+      if (from < end) {
+        m.replay_from[std::size_t{sub.durable} * parts + p] = from;
+        to_replay += end - from;
+      }
+    }
+    log.log(LogLevel::info, "checkpoint",
+            "durable subscription '" + sub.durable_name + "': " +
+                (saved ? "resumes from its checkpoint, " + std::to_string(to_replay) +
+                             " logged event(s) to replay"
+                 : sub.replay_from_start
+                     ? "first start, replays the " + std::to_string(to_replay) +
+                           " event(s) the log holds"
+                     : std::string("first start (no checkpoint): starts at the end of the log")));
+  }
+  const detail::Durability* durability = m.wal.get();
+  m.checkpoints = std::make_unique<detail::CheckpointWriter>(
+      *m.checkpoint_store, std::move(names), *m.positions,
+      [durability](std::uint32_t p) { return durability->durable_offset(p); });
+  m.checkpoints->start();
 }
 
 void Engine::set_log_sink(LogSink sink) {
@@ -747,8 +841,12 @@ void Engine::stop() {
     sh->request_exit();
   for (auto& sh : m.shards)
     sh->join();
-  // The shards have left: the log's writers write (and sync) what is left, then leave too.
-  if (m.wal) m.wal->stop();
+  // The shards have left: the log's writers write (and sync) what is left, then leave too;
+  // then the checkpoints, clamped to the final durable offsets, before the directory's lock
+  // is released.
+  if (m.wal) m.wal->stop_writers();
+  if (m.checkpoints) m.checkpoints->stop_and_flush();
+  if (m.wal) m.wal->release_lock();
   // Only now: while stop() waited above, the watchdog kept reporting a handler that blocks.
   if (m.watchdog) m.watchdog->stop();
   std::lock_guard lock(m.lifecycle);
@@ -778,6 +876,7 @@ EngineStats Engine::Impl::stats() const {
     for (std::size_t s = 0; s < subscriptions.size(); ++s) {
       out.subscriptions[s].pattern = subscriptions[s].pattern;
       out.subscriptions[s].group = subscriptions[s].group;
+      out.subscriptions[s].durable_name = subscriptions[s].durable_name;
     }
     for (const auto& sh : shards) {
       const auto& tcs = sh->topic_counters();
@@ -795,6 +894,8 @@ EngineStats Engine::Impl::stats() const {
         o.retries += scs[s]->retried.get();
         o.ok += scs[s]->ok.get();
         o.dead_lettered += scs[s]->dead_lettered.get();
+        o.replayed += scs[s]->replayed.get();
+        out.replayed += scs[s]->replayed.get();
       }
     }
   }
@@ -1146,6 +1247,7 @@ MetricsSnapshot Engine::metrics() const {
     add(Metric::handled_ok, labels(), ss.ok);
     add(Metric::handler_failures, labels(), sub_failures[s]);
     add(Metric::subscription_dead_letters, labels(), ss.dead_lettered);
+    add(Metric::replayed, labels(), ss.replayed);
   }
   for (std::size_t r = 0; r < std::size(st.dead_lettered); ++r)
     add(Metric::dead_letters, {std::string(to_string(static_cast<DeadLetterReason>(r)))},

@@ -11,6 +11,7 @@
 #include "ringflow/clock.hpp"
 #include "ringflow/topology.hpp"
 #include "ringflow/wait_strategy.hpp"
+#include "store/checkpoint/checkpoint_store.hpp"
 #include "store/wal/durability.hpp"
 
 namespace ringflow::detail {
@@ -61,6 +62,15 @@ Shard::Shard(ShardEnv env, std::uint32_t id, ThreadPlacement placement,
     }
   }
   nfailures_.assign(env_.subscriptions->size(), 0);
+  if (env_.positions != nullptr) {
+    tracking_ = true;
+    std::size_t durable = 0;
+    for (const Subscription& sub : *env_.subscriptions)
+      durable += sub.durable != Subscription::kNotDurable ? 1 : 0;
+    outstanding_.assign(durable * env_.logs->size(), 0);
+    touched_.assign(env_.logs->size(), 0);
+    touched_flag_.assign(env_.logs->size(), 0);
+  }
   sample_every_ = env_.cfg->metrics_latency_sample_every;
   sample_left_ = sample_every_;
   rng_ ^= (std::uint64_t{id} + 1) * 0xBF58476D1CE4E5B9ULL;
@@ -113,6 +123,9 @@ void Shard::run() {
   // The flow graph only pays off when graph workers can run subscriptions in parallel.
   inline_pipeline_ = graph_pus_.empty() || env_.subscriptions->size() < 2;
   if (!inline_pipeline_) arena_->execute([this] { build_graph(); });
+  // Durable subscriptions resume first: no event published from now on reaches one of them
+  // before the events it had not finished (replay() returns before the first poll).
+  if (tracking_) replay();
 
   const WaitStrategyKind wait = env_.cfg->wait_strategy;
   // spin_yield: spin for kSpinBeforeYieldNs after the last work, then yield. A time budget,
@@ -124,6 +137,7 @@ void Shard::run() {
     std::size_t work = poll_once();
     if (wheel_.pending() != 0) {
       work += wheel_.poll(clock_.now(), [this](RetryEntry& e) { fire_retry(e); });
+      if (tracking_) publish_positions();
       publish_retry_pending();
     }
     if (work != 0) {
@@ -239,6 +253,7 @@ std::size_t Shard::drain_ring(ProducerState& p, std::uint32_t lane) {
       break;
     }
     ++taken;
+    if (tracking_) touch(s.partition);
     TopicCounters& tc = topic_counters_[s.topic];
     tc.accepted.add(1);
     if (s.deadline_ns != 0 && s.deadline_ns <= raw_now) [[unlikely]] {
@@ -347,6 +362,8 @@ std::size_t Shard::drain_ring(ProducerState& p, std::uint32_t lane) {
   counters_.expired.add(expired);
   counters_.duplicates.add(duplicates);
   counters_.batches.add(1);
+  // Before `completed`: once drain() returns, the positions cover these events.
+  if (tracking_) publish_positions();
   // Release: drain() acquires this; everything the handlers did for these events is visible.
   rp.completed[lane].store(rp.completed[lane].load(std::memory_order_relaxed) + taken,
                            std::memory_order_release);
@@ -485,8 +502,10 @@ void Shard::run_stage(const Pipeline::Stage& st, Batch& b) {
     }
   }
   stage_watch_.leave();
-  counters_.filtered.add(filtered);
-  counters_.stage_failures.add(failed);
+  if (!replaying_) {  // a replay re-runs stages for one subscription: not new processing
+    counters_.filtered.add(filtered);
+    counters_.stage_failures.add(failed);
+  }
   if (timing_) [[unlikely]]
     stages_ns_ += now_ns() - started;
 }
@@ -649,10 +668,22 @@ void Shard::on_failure(std::uint32_t sub, const RecordHeader& rec, std::string_v
   e->due_ns = add_saturating(clock_.now(), delay);
   wheel_.schedule(e, continues);
   counters_.retries.add(1);
+  if (s.durable != Subscription::kNotDurable) {
+    // The event is unfinished for this subscription until the chain ends: its position may
+    // not pass it. The first outstanding retry of the partition freezes the position there
+    // (later failures of the partition have higher offsets).
+    std::uint32_t& out = outstanding_[std::size_t{s.durable} * env_.logs->size() + rec.partition];
+    if (out++ == 0) store_position(s.durable, rec.partition, rec.offset);
+  }
 }
 
 void Shard::fire_retry(RetryEntry& e) {
   const Subscription& sub = (*env_.subscriptions)[e.subscription];
+  if (sub.durable != Subscription::kNotDurable) {
+    // This chain is no longer outstanding; should it continue, on_failure() counts it again.
+    --outstanding_[std::size_t{sub.durable} * env_.logs->size() + e.hdr.partition];
+    touch(e.hdr.partition);
+  }
   const std::span<const std::byte> original(e.original, e.original_len);
   const std::uint32_t attempt = e.hdr.attempt;
   Failure f{};
@@ -741,9 +772,10 @@ void Shard::dead_letter(std::uint32_t sub, const RecordHeader& rec, std::string_
   deliver_dead_letter(stored);
 }
 
-void Shard::deliver_dead_letter(const RecordHeader* rec) {
+void Shard::deliver_dead_letter(const RecordHeader* rec, std::size_t only) {
   const auto* payload = reinterpret_cast<const std::byte*>(rec + 1) + rec->key_len;
   for (std::size_t s = 0; s < env_.subscriptions->size(); ++s) {
+    if (only != SIZE_MAX && s != only) continue;
     const Subscription& sub = (*env_.subscriptions)[s];
     if (sub.matches[rec->topic] == 0) continue;
     if (sub.group_size > 1 && rec->partition % sub.group_size != sub.member) continue;
@@ -863,6 +895,136 @@ void Shard::log_retry_overflow() noexcept {
              suppressed);
   } catch (...) {  // NOLINT(bugprone-empty-catch): the record is lost, the shard goes on
   }
+}
+
+}  // namespace ringflow::detail
+
+namespace ringflow::detail {
+
+void Shard::store_position(std::uint32_t durable, std::uint32_t partition,
+                           std::uint64_t offset) noexcept {
+  // Release: pairs with the checkpoint writer's acquire; the handlers' work for the events
+  // below `offset` happens before a checkpoint that covers them is written.
+  env_.positions->at(durable, partition).store(offset, std::memory_order_release);
+}
+
+void Shard::publish_positions() noexcept {
+  const std::size_t parts = env_.logs->size();
+  for (std::size_t i = 0; i < ntouched_; ++i) {
+    const std::uint32_t p = touched_[i];
+    touched_flag_[p] = 0;
+    // Everything below the end has been through the pipeline and its dead letters delivered;
+    // what a durable subscription has not finished is on the wheel (outstanding_).
+    const std::uint64_t end = (*env_.logs)[p]->end_offset();
+    for (const Subscription& sub : *env_.subscriptions) {
+      if (sub.durable == Subscription::kNotDurable) continue;
+      if (outstanding_[std::size_t{sub.durable} * parts + p] == 0)
+        store_position(sub.durable, p, end);
+    }
+  }
+  ntouched_ = 0;
+}
+
+void Shard::replay() {
+  const std::size_t parts = env_.logs->size();
+  replaying_ = true;
+  // The recovered ends: dead letters the replay makes are appended past them, and delivered
+  // (as live ones) when they are made, so they are not replayed to another subscription.
+  std::vector<std::uint64_t> ends(parts, 0);
+  for (std::uint32_t p = id_; p < parts; p += env_.cfg->shards)
+    ends[p] = (*env_.logs)[p]->end_offset();
+  for (std::uint32_t p = id_; p < parts; p += env_.cfg->shards) {
+    for (std::uint32_t s = 0; s < env_.subscriptions->size(); ++s) {
+      const Subscription& sub = (*env_.subscriptions)[s];
+      if (sub.durable == Subscription::kNotDurable) continue;
+      const std::uint64_t from = (*env_.replay_from)[std::size_t{sub.durable} * parts + p];
+      if (from == UINT64_MAX) continue;
+      if (sub.group_size > 1 && p % sub.group_size != sub.member) continue;  // not its partition
+      replay_partition(s, p, from, ends[p]);
+    }
+  }
+  replaying_ = false;
+  replay_buf_ = {};
+  // Dead letters made during the replay lie past the recovered ends; from here on every
+  // position follows its partition's log.
+  for (std::uint32_t p = id_; p < parts; p += env_.cfg->shards)
+    touch(p);
+  publish_positions();
+}
+
+void Shard::replay_partition(std::uint32_t s, std::uint32_t p, std::uint64_t from,
+                             std::uint64_t end) {
+  const Subscription& sub = (*env_.subscriptions)[s];
+  const std::size_t batch = env_.cfg->batch_size;
+  constexpr std::size_t kStride = (PartitionLog::kMaxRecordBytes + 7) / 8;  // in words
+  if (replay_buf_.empty()) replay_buf_.resize(batch * kStride);
+  const PartitionLog& log = *(*env_.logs)[p];
+  SubscriptionCounters& c = *sub_counters_[s];
+  const std::uint64_t first_before = c.deliveries.get() - c.retried.get();
+  PartitionReader r = log.reader();
+  if (r.seek(from) == ReadStatus::evicted) {
+    Logger(env_.log_sink)
+        .log(LogLevel::warn, "checkpoint",
+             "durable subscription '" + sub.durable_name + "', partition " + std::to_string(p) +
+                 ": offsets " + std::to_string(from) + ".." + std::to_string(r.position()) +
+                 " are no longer held in memory (log.retention_bytes): replay starts at " +
+                 std::to_string(r.position()));
+  }
+  while (r.position() < end) {
+    std::size_t n = 0;
+    while (n < batch && r.position() < end) {
+      auto* buf = reinterpret_cast<std::byte*>(replay_buf_.data() + n * kStride);
+      std::size_t size = 0;
+      const ReadStatus st = r.next_raw(buf, size);
+      if (st == ReadStatus::end) break;
+      if (st == ReadStatus::evicted) continue;  // cannot happen: nothing evicts during replay
+      const auto* rec = reinterpret_cast<const RecordHeader*>(buf);
+      if ((env_.ctx->topic_flags[rec->topic] & kTopicDeadLetter) != 0) {
+        // A dead letter: delivered as live ones are (one attempt, no stages), in log order.
+        // (Its copy is past the batch's slots: the batch leaves it intact.)
+        run_replay_batch(s, n);
+        n = 0;
+        deliver_dead_letter(rec, s);
+        continue;
+      }
+      items_[n++] = WorkItem{rec,
+                             reinterpret_cast<const std::byte*>(rec + 1) + rec->key_len,
+                             rec->payload_len,
+                             rec->topic,
+                             true,
+                             0};  // a request's caller is gone: replay answers no one
+    }
+    run_replay_batch(s, n);
+    if (sub.durable != Subscription::kNotDurable &&
+        outstanding_[std::size_t{sub.durable} * env_.logs->size() + p] == 0)
+      store_position(sub.durable, p, r.position());
+    if (wheel_.pending() != 0) {
+      // Retries of replayed events (and of earlier partitions' ones) fire as in the run loop.
+      (void)wheel_.poll(clock_.now(), [this](RetryEntry& e) { fire_retry(e); });
+      publish_retry_pending();
+    }
+    ntouched_ = 0;  // positions move by the replay's own stores until it is done
+    for (std::uint32_t q = 0; q < touched_flag_.size(); ++q)
+      touched_flag_[q] = 0;
+  }
+  const std::uint64_t replayed = c.deliveries.get() - c.retried.get() - first_before;
+  c.replayed.add(replayed);
+  Logger(env_.log_sink)
+      .log(LogLevel::info, "checkpoint",
+           "durable subscription '" + sub.durable_name + "', partition " + std::to_string(p) +
+               ": replayed offsets " + std::to_string(from) + ".." + std::to_string(end) + " (" +
+               std::to_string(replayed) + " event(s) for it)");
+}
+
+void Shard::run_replay_batch(std::uint32_t s, std::size_t n) {
+  if (n == 0) return;
+  batch_.size = n;
+  timing_ = false;
+  for (const Pipeline::Stage& st : env_.pipeline->stages())
+    run_stage(st, batch_);
+  if (stage_throws_ != 0) log_stage_exceptions();
+  deliver(s, batch_);
+  handle_failures();
 }
 
 }  // namespace ringflow::detail

@@ -96,6 +96,7 @@ struct SubscriptionCounters {
   Counter ok, failures;                    ///< calls that returned ok / did not
   Counter retried;                         ///< calls that were retries
   Counter dead_lettered;                   ///< events this subscription gave up on
+  Counter replayed;  ///< first deliveries that were replays from its checkpoint (start())
 };
 
 /// A handler or stage call as the watchdog (watchdog.hpp) sees it: a call number that changes
@@ -156,6 +157,10 @@ struct Subscription {
   std::uint32_t max_attempts = 1;
   std::int64_t backoff_ns = 0;
   std::int64_t backoff_max_ns = 0;
+  std::string durable_name;  ///< empty: not durable
+  bool replay_from_start = false;
+  std::uint32_t durable = kNotDurable;  ///< index into the positions (start())
+  static constexpr std::uint32_t kNotDurable = UINT32_MAX;
 };
 
 /// Per topic: where its dead letters go (kNoTopic for a dead-letter topic itself).
@@ -190,7 +195,8 @@ struct StagedEvent {
 };
 
 /// What a shard needs from its engine (owned by Engine::Impl, outlives every shard).
-struct RecoveredKey;  // store/wal/durability.hpp
+struct RecoveredKey;          // store/wal/durability.hpp
+class SubscriptionPositions;  // store/checkpoint/checkpoint_store.hpp
 
 struct ShardEnv {
   const EngineConfig* cfg;
@@ -206,6 +212,11 @@ struct ShardEnv {
   const std::vector<std::vector<RecoveredKey>>* recovered_keys;
   bool wal;  ///< the write-ahead log is on: respect durable floors, publish `appended`
   const std::deque<std::string>* topic_names;  ///< by topic id (for log records)
+  /// Durable subscriptions (SubscribeOptions::durable_name): their positions, which the shard
+  /// writes for the partitions it owns (null when there are none), and by durable index *
+  /// partitions + partition the offset to replay from at start (UINT64_MAX: nothing).
+  SubscriptionPositions* positions = nullptr;
+  const std::vector<std::uint64_t>* replay_from = nullptr;
 };
 
 /// Saturating signed addition (due times: now + a handler's delay may not overflow).
@@ -286,8 +297,28 @@ class Shard {
     return t < env_.ctx->topic_count && (env_.ctx->topic_flags[t] & kTopicDeadLetter) == 0;
   }
   /// Runs the handlers of dead-letter subscriptions for one stored dead letter.
-  void deliver_dead_letter(const RecordHeader* rec);
+  /// `only`: replay, deliver to that subscription alone (SIZE_MAX: every matching one).
+  void deliver_dead_letter(const RecordHeader* rec, std::size_t only = SIZE_MAX);
   void publish_retry_pending() noexcept;
+
+  // Durable subscriptions: positions and the replay at start (shard thread only).
+  /// Before the run loop: delivers each durable subscription's events from its checkpoint to
+  /// the recovered end, to that subscription only.
+  void replay();
+  void replay_partition(std::uint32_t sub, std::uint32_t partition, std::uint64_t from,
+                        std::uint64_t end);
+  void run_replay_batch(std::uint32_t sub, std::size_t n);
+  /// A partition whose durable positions may move (owner thread; no allocation).
+  void touch(std::uint32_t partition) noexcept {
+    if (touched_flag_[partition] != 0) return;
+    touched_flag_[partition] = 1;
+    touched_[ntouched_++] = partition;
+  }
+  /// For each touched partition: every durable subscription with no retry outstanding there
+  /// has finished everything below the log's end; publish that as its position.
+  void publish_positions() noexcept;
+  void store_position(std::uint32_t durable, std::uint32_t partition,
+                      std::uint64_t offset) noexcept;
   // Error logs (shard thread only; rate limited, nothing built unless a record is admitted).
   void log_handler_exception(std::uint32_t sub, std::uint32_t topic, const char* what) noexcept;
   void note_stage_exception(const Pipeline::Stage& st, const char* what) noexcept;
@@ -330,6 +361,15 @@ class Shard {
   std::vector<TopicCounters> topic_counters_;  ///< by topic id
   std::vector<std::unique_ptr<SubscriptionCounters>> sub_counters_;
   bool wal_blocked_ = false;  ///< the last poll stopped at a durable floor (owner only)
+  // Durable positions (owner thread only). outstanding_: retry chains pending per (durable
+  // subscription, partition); while nonzero the position stays at the oldest failing event.
+  bool tracking_ = false;   ///< there are durable subscriptions
+  bool replaying_ = false;  ///< replay() runs: stages do not count as new processing
+  std::vector<std::uint32_t> outstanding_;  ///< by durable * partitions + partition
+  std::vector<std::uint32_t> touched_;      ///< partitions to publish, ntouched_ of them
+  std::vector<std::uint8_t> touched_flag_;  ///< by partition
+  std::size_t ntouched_ = 0;
+  std::vector<std::uint64_t> replay_buf_;  ///< batch_size records, 8-aligned (replay only)
   std::int64_t next_retention_check_ns_ = 0;
   LatencyRecorder ingest_to_done_;
   std::int64_t sample_every_ = 0;                      ///< metrics_latency_sample_every (0 = off)

@@ -3,7 +3,14 @@
 // how far they are durable ("D <n>": events 0..n-1 are acknowledged durable). Killed with
 // SIGKILL at a random moment by tests/crash/wal_crash_test.cpp (or scripts/wal-crash.sh).
 //
+// With RINGFLOW_WAL_CRASH_EFFECTS=<file> set, a durable subscription ("effects") also appends
+// the index of every event it finishes to that file (one write(2) per event, before its
+// handler returns ok), so the test can tell which events a restart must deliver again.
+//
 // Usage: ringflow_wal_crash_child DIR MODE(os|interval|sync) [KEY_HEX]
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -43,6 +50,30 @@ int main(int argc, char** argv) {
   ringflow::Engine engine(cfg);
   engine.set_log_sink(ringflow::null_log_sink());
   const auto topic = engine.add_topic("orders");
+  int effects = -1;
+  if (const char* path = std::getenv("RINGFLOW_WAL_CRASH_EFFECTS"); path != nullptr) {
+    effects = ::open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (effects < 0) {
+      std::perror(path);
+      return 2;
+    }
+    ringflow::SubscribeOptions o;
+    o.durable_name = "effects";
+    engine.subscribe(
+        "orders", ringflow::Handler([effects](const ringflow::EventView& e) {
+          const auto p = e.payload();
+          if (p.empty() || static_cast<char>(p[0]) != 'e') return ringflow::Outcome::ok();
+          std::string line(reinterpret_cast<const char*>(p.data()) + 1, p.size() - 1);
+          line += '\n';
+          // The effect lands before the handler says ok (a kill after it is
+          // still in the file; the page cache survives a process kill).
+          if (::write(effects, line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
+            return ringflow::Outcome::retry();
+          }
+          return ringflow::Outcome::ok();
+        }),
+        o);
+  }
   engine.start();
   std::uint64_t next = 0;
   for (std::uint32_t p = 0; p < engine.partitions(); ++p) {

@@ -102,6 +102,24 @@ struct SubscribeOptions {
   /// gets the partitions p with p % n == k, so each event reaches one member and each key stays
   /// in order at its member.
   std::string group;
+  /// Durable subscription: a name (1..64 characters of [A-Za-z0-9_.-], unique per engine) under
+  /// which its position is checkpointed in <wal.dir>/checkpoints/<name>.ckpt, so that it
+  /// resumes there after a restart. Needs wal.mode != off. Empty (default): not durable.
+  /// Promise: at-least-once from the checkpoint. Per partition the checkpoint is the lowest
+  /// offset this subscription has not finished (handler ok, or dead-lettered after its retries);
+  /// it is written every ~100 ms when it moved, and at stop(), never past the partition's
+  /// durable offset. At start() the partitions' events from the checkpoint to the end of what
+  /// the log recovered are delivered again to this subscription only (same stages, retries and
+  /// dead letters), before any newly published event of that partition reaches it; other
+  /// subscriptions do not see them. Events finished after the last checkpoint write are
+  /// delivered again: with idempotent handlers (or idempotency keys checked by the handler)
+  /// the effect is once. The first start with a name (no checkpoint file) starts at the end of
+  /// the recovered log, unless replay_from_start.
+  /// subscribe() throws std::invalid_argument for a bad or duplicate name, or wal.mode = off.
+  std::string durable_name;
+  /// With durable_name: on the first start with that name (no checkpoint file yet), deliver
+  /// every event the recovered log still holds (event sourcing) instead of starting at its end.
+  bool replay_from_start = false;
 };
 
 /// One topic's event accounting (after drain(), with no event in flight):
@@ -126,6 +144,8 @@ struct SubscriptionStats {
   std::uint64_t retries = 0;           ///< further attempts
   std::uint64_t ok = 0;                ///< events it finished (on whichever attempt)
   std::uint64_t dead_lettered = 0;     ///< events it gave up on
+  std::string durable_name;            ///< SubscribeOptions::durable_name (empty: not durable)
+  std::uint64_t replayed = 0;  ///< of first_deliveries: events redelivered from its checkpoint
 };
 
 /// Totals since start. After drain():
@@ -152,7 +172,9 @@ struct EngineStats {
   std::uint64_t wal_segments_deleted = 0;
   std::uint64_t wal_waits = 0;  ///< shard passes that waited for the log's writer (back-pressure)
   bool wal_failing = false;     ///< the write-ahead log cannot be written right now
-  std::uint64_t handler_stalls = 0;        ///< handler/stage calls blocked past watchdog.handler_ms
+  std::uint64_t handler_stalls = 0;  ///< handler/stage calls blocked past watchdog.handler_ms
+  std::uint64_t replayed = 0;  ///< events redelivered to durable subscriptions at start() (their
+                               ///< first deliveries, not appended or processed again)
   std::uint64_t dead_lettered[4] = {};     ///< by DeadLetterReason (failed, retries_exhausted,
                                            ///< expired, retry_overflow)
   std::uint64_t dead_letter_failures = 0;  ///< a dead-letter topic's handler failed (not re-queued)

@@ -47,6 +47,7 @@ enum class Metric : std::uint16_t {
   handled_ok,                 ///< {subscription, pattern, group}
   handler_failures,           ///< calls that returned fail/retry or threw {subscription, ...}
   subscription_dead_letters,  ///< {subscription, pattern, group}
+  replayed,                   ///< redelivered from a checkpoint {subscription, pattern, group}
   dead_letters,               ///< dead letters made {reason}
   dead_letter_failures,       ///< a dead-letter topic's handler failed
   subscribe_denied,           ///< subscribe() calls refused by access control
@@ -142,6 +143,11 @@ inline constexpr std::array<MetricDef, kMetricCount> kMetricDefs = {{
      3},
     {"ringflow_subscription_dead_letters_total",
      "events a subscription gave up on",
+     MetricKind::counter,
+     {"subscription", "pattern", "group"},
+     3},
+    {"ringflow_replayed_total",
+     "events a durable subscription got again from its checkpoint at start (part of deliveries)",
      MetricKind::counter,
      {"subscription", "pattern", "group"},
      3},

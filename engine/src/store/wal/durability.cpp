@@ -303,11 +303,20 @@ void Durability::begin_stop() noexcept {
 
 void Durability::stop() {
   if (threads_.empty()) return;
+  stop_writers();
+  release_lock();
+}
+
+void Durability::stop_writers() {
+  if (threads_.empty()) return;
   stopping_.store(true, std::memory_order_release);
   exit_.store(true, std::memory_order_release);  // pairs with run()'s acquire
   for (auto& t : threads_)
     t.join();
   threads_.clear();
+}
+
+void Durability::release_lock() noexcept {
   // Nothing writes the directory any more: another engine may take it (this one still reads
   // its in-memory logs).
   if (lock_fd_ >= 0) {

@@ -70,8 +70,13 @@ class Durability {
   /// The engine is stopping: from now on a writer that cannot write releases its floors, so
   /// the shards can finish (those events are processed but never acknowledged durable).
   void begin_stop() noexcept;
-  /// After the shards have left: writes and syncs what is left, then the writers leave.
+  /// After the shards have left: writes and syncs what is left, then the writers leave, then
+  /// the directory's lock is released (stop_writers(), then release_lock()).
   void stop();
+  /// The first half of stop(): the durable offsets are final once it returns.
+  void stop_writers();
+  /// The second half: another engine may take the directory.
+  void release_lock() noexcept;
 
   [[nodiscard]] const DurableFloor* floor(std::uint32_t partition) const noexcept {
     return &parts_[partition]->floor;
