@@ -489,8 +489,10 @@ TEST(NatsSource, SingleServerEveryEventOncePerSubscriptionInKeyOrder) {
   Server server(*nats_server_bin);
   rn::Connection conn(conn_options(server));
   rn::ensure_stream(conn, {.name = "EV", .subject_prefix = "ev"});
+  const auto t_publish = Clock::now();
   publish_input(conn, "ev", kParts, n, kKeys);
   ASSERT_EQ(stream_msgs(conn, "EV"), n);
+  const auto published_in = Clock::now() - t_publish;
 
   // Dead letters as the service would see them: a core subscription on the DLQ subjects.
   natsSubscription* dlq_sub = nullptr;
@@ -529,6 +531,7 @@ TEST(NatsSource, SingleServerEveryEventOncePerSubscriptionInKeyOrder) {
       },
       retries);
   engine.start();
+  const auto t_consume = Clock::now();
   source.start();
 
   std::uint64_t dead = 0;
@@ -539,6 +542,7 @@ TEST(NatsSource, SingleServerEveryEventOncePerSubscriptionInKeyOrder) {
       wait_until([&] { return source.stats().acked + source.stats().dead_lettered >= n; }, budget))
       << "not every message was settled: " << source.stats().acked << " acked, "
       << source.stats().dead_lettered << " dead of " << n;
+  const auto settled_in = Clock::now() - t_consume;
   ASSERT_TRUE(wait_until([&] { return all_acked(conn, "EV", "ringflow", kParts); }, 20s))
       << "the server still has unacked or undelivered messages";
 
@@ -579,6 +583,15 @@ TEST(NatsSource, SingleServerEveryEventOncePerSubscriptionInKeyOrder) {
       "%llu redelivered by JetStream\n",
       static_cast<unsigned long long>(n), static_cast<unsigned long long>(retried.load()),
       static_cast<unsigned long long>(dead), static_cast<unsigned long long>(st.redelivered));
+  // Wall times of the two phases (the input publish, then the source until every message is
+  // acked or dead-lettered): for the record of a run, not checked.
+  const auto ms = [](Clock::duration d) {
+    return static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(d).count());
+  };
+  std::printf("single server: input published in %lld ms, consumed and settled in %lld ms\n",
+              ms(published_in), ms(settled_in));
+  RecordProperty("publish_ms", std::to_string(ms(published_in)));
+  RecordProperty("settle_ms", std::to_string(ms(settled_in)));
 }
 
 // Restart of everything: the instance stops mid-stream, the server shuts down and restarts on
