@@ -3,7 +3,7 @@
 // (RAII, also when an assertion fails). Skipped only when the nats-server binary is absent.
 //
 // RINGFLOW_NATS_EVENTS=<n> sets the size of the single-server run (default 100000; 1000000 is
-// the size, ~30 s here).
+// the size: 21-26 s on a loaded 2-vCPU VM, results/nats/single-server-1m.md).
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -360,6 +360,20 @@ struct Recorder {
     return distinct;
   }
 };
+
+/// The last 3000 bytes of a file (a child's log, for a failure message: its directory is
+/// removed with the server).
+std::string log_tail(const std::string& path) {
+  std::string t;
+  if (FILE* f = std::fopen(path.c_str(), "r"); f != nullptr) {
+    char buf[4096];
+    std::size_t n = 0;
+    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0)
+      t.append(buf, n);
+    std::fclose(f);
+  }
+  return t.size() > 3000 ? t.substr(t.size() - 3000) : t;
+}
 
 std::uint64_t events_from_env(std::uint64_t dflt) {
   if (const char* v = std::getenv("RINGFLOW_NATS_EVENTS"); v != nullptr && *v != '\0') {
@@ -735,7 +749,14 @@ TEST(NatsSource, KilledInstancesPartitionsAreTakenOver) {
   ASSERT_TRUE(wait_until([&] { return all_acked(conn, "IN", "ringflow", kParts); }, 90s))
       << "the survivor did not finish the killed instance's partitions";
   ASSERT_TRUE(sink.flush(10s));
-  ASSERT_TRUE(wait_until([&] { return stream_msgs(conn, "OUT") >= kN; }, 10s));
+  ASSERT_TRUE(wait_until([&] { return stream_msgs(conn, "OUT") >= kN; }, 10s))
+      << stream_msgs(conn, "OUT") << " outputs of " << kN << " inputs; the input stream holds "
+      << stream_msgs(conn, "IN") - kN
+      << " dead letters (both instances); the survivor: " << source.stats().dead_lettered
+      << " dead-lettered, " << source.stats().redelivered << " redelivered, sink back-pressure "
+      << sink.stats().back_pressure << ", refused " << sink.stats().failed
+      << "; instance A's log ends:\n"
+      << log_tail(log);
   source.stop();
   engine.stop();
 
