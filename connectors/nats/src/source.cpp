@@ -66,8 +66,12 @@ struct Source::Impl {
   std::uint32_t max_attempts = 0;  // the largest of the gating subscriptions matching the topic
   std::uint32_t max_deliver = 0;   // the consumers' MaxDeliver; fixed by start()
 
-  std::mutex producer_mu;  // one producer shared by the fetch threads (publish is cheap)
+  // One producer shared by the fetch threads (publish is cheap). A Producer belongs to one
+  // thread at a time: a fetch thread that is not the last one to publish takes it over by
+  // moving it (the engine's hand-over), under the lock, so no publish runs on it meanwhile.
+  std::mutex producer_mu;
   Producer producer;
+  std::thread::id producer_thread;  // guarded by producer_mu
 
   std::mutex mu;  // pending + done
   std::condition_variable settled_cv;
@@ -258,6 +262,11 @@ struct Source::Impl {
       PublishStatus st{};
       {
         std::lock_guard lock(producer_mu);
+        if (producer_thread != std::this_thread::get_id()) {
+          Producer p(std::move(producer));
+          producer = std::move(p);
+          producer_thread = std::this_thread::get_id();
+        }
         st = producer.publish(topic, key, data, po);
       }
       if (st == PublishStatus::ok) {
