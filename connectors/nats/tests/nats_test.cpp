@@ -137,6 +137,23 @@ class Child {
     }
     return true;
   }
+  void signal(int sig) {
+    if (pid_ > 0) ::kill(pid_, sig);
+  }
+  /// Its state in /proc: 'T' when stopped by SIGSTOP ('?' when unknown).
+  [[nodiscard]] char state() const {
+    if (pid_ <= 0) return '?';
+    const std::string path = "/proc/" + std::to_string(pid_) + "/stat";
+    FILE* f = std::fopen(path.c_str(), "r");
+    if (f == nullptr) return '?';
+    char buf[512] = {};
+    const std::size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+    std::fclose(f);
+    // "<pid> (<comm>) <state> ...": the state follows the last ')'.
+    const std::string t(buf, n);
+    const std::size_t close = t.rfind(')');
+    return close != std::string::npos && close + 2 < t.size() ? t[close + 2] : '?';
+  }
   /// SIGTERM, then SIGKILL if it has not exited within `grace`.
   void terminate(std::chrono::milliseconds grace) {
     if (pid_ <= 0) return;
@@ -189,6 +206,22 @@ class Server {
     throw std::runtime_error("nats-server did not start; see " + dir_ + "/server.log");
   }
   void kill() { child_.reset(); }
+  /// SIGSTOP / SIGCONT: the server keeps its connections but answers nothing meanwhile (a
+  /// stopped process is still SIGKILLed by kill() or the destructor).
+  void pause() {
+    if (!child_) return;
+    child_->signal(SIGSTOP);
+    if (!wait_until([&] { return child_->state() == 'T'; }, 10s)) {
+      throw std::runtime_error("nats-server was not stopped by SIGSTOP within 10 s");
+    }
+  }
+  void resume() {
+    if (!child_) return;
+    child_->signal(SIGCONT);
+    if (!wait_until([&] { return child_->state() != 'T'; }, 10s)) {
+      throw std::runtime_error("nats-server did not continue after SIGCONT within 10 s");
+    }
+  }
   /// A clean shutdown (the server writes its consumers' state).
   void shut_down() {
     // Generous: a server killed before it has written its consumers' state would redeliver
@@ -754,8 +787,8 @@ TEST(NatsSource, KilledInstancesPartitionsAreTakenOver) {
       << stream_msgs(conn, "IN") - kN
       << " dead letters (both instances); the survivor: " << source.stats().dead_lettered
       << " dead-lettered, " << source.stats().redelivered << " redelivered, sink back-pressure "
-      << sink.stats().back_pressure << ", refused " << sink.stats().failed
-      << "; instance A's log ends:\n"
+      << sink.stats().back_pressure << ", refused " << sink.stats().failed << ", timed out "
+      << sink.stats().timed_out << "; instance A's log ends:\n"
       << log_tail(log);
   source.stop();
   engine.stop();
@@ -876,6 +909,99 @@ TEST(NatsSink, RefusedPublishesAreQueuedAgainByFlush) {
   EXPECT_EQ(sink.stats().stored, 3U);
   EXPECT_GE(sink.stats().republished, 3U);
   EXPECT_EQ(stream_msgs(conn, "LATE"), 3U) << "each output once (Nats-Msg-Id)";
+  engine.stop();
+}
+
+// A publish the server never answers (here: the server is stopped with SIGSTOP after the
+// publishes were written to it) leaves the window after publish_timeout: reported, counted, and
+// the window has room again at once; flush() answers false while it is not stored, and queues
+// it again (same Nats-Msg-Id) once the server answers: every output stored once.
+TEST(NatsSink, UnansweredPublishesTimeOutAndAreQueuedAgainByFlush) {
+  REQUIRE_NATS_SERVER();
+  Server server(*nats_server_bin);
+  std::mutex mu;
+  std::vector<std::string> timeouts;
+  rn::ConnectionOptions co = conn_options(server);
+  co.on_status = [&](const rn::Status& s) {
+    if (s.kind != rn::Status::Kind::publish_error) return;
+    if (s.detail.find("publish_timeout") == std::string::npos) return;
+    std::lock_guard lock(mu);
+    timeouts.push_back(s.detail);
+  };
+  rn::Connection conn(co);
+  rn::ensure_stream(conn, {.name = "OUT", .subject_prefix = "out"});
+  constexpr int kWindow = 4;
+  rn::Sink sink(conn, {.subject_prefix = "out",
+                       .partitions = 4,
+                       .msg_id_prefix = "out",
+                       .max_pending = kWindow,
+                       .stall_wait = 5ms,
+                       .publish_timeout = 300ms});
+  ringflow::Engine engine(engine_config());
+  const ringflow::TopicId t = engine.add_topic("t");
+  std::vector<ringflow::Outcome::Kind> got;
+  std::mutex got_mu;
+  ringflow::SubscribeOptions once;
+  once.max_attempts = 1;
+  engine.subscribe(
+      "t",
+      [&](const ringflow::EventView& e) {
+        const ringflow::Outcome o = sink.publish(e);
+        std::lock_guard lock(got_mu);
+        got.push_back(o.kind());
+        return ringflow::Outcome::ok();
+      },
+      once);
+  engine.start();
+  ringflow::Producer p = engine.make_producer();
+  const auto publish = [&](int from, int to) {
+    for (int k = from; k < to; ++k) {
+      ASSERT_EQ(p.publish(t, key_of(static_cast<std::uint32_t>(k)), "x"),
+                ringflow::PublishStatus::ok);
+    }
+    engine.drain();
+  };
+  const auto outcomes = [&] {
+    std::lock_guard lock(got_mu);
+    return got;
+  };
+  // Served normally first.
+  publish(0, 2);
+  ASSERT_TRUE(sink.flush(10s)) << "the server did not store two publishes within 10 s";
+
+  server.pause();
+  publish(2, 2 + kWindow + 1);  // fills the window; one finds it full: retry
+  {
+    const std::vector<ringflow::Outcome::Kind> o = outcomes();
+    ASSERT_EQ(o.size(), 2U + kWindow + 1);
+    EXPECT_EQ(std::count(o.begin(), o.end(), ringflow::Outcome::Kind::retry), 1)
+        << "the window of " << kWindow << " should have been full for the last publish";
+  }
+  EXPECT_FALSE(sink.flush(100ms)) << "nothing can be stored while the server is stopped";
+  ASSERT_TRUE(wait_until([&] { return sink.stats().timed_out >= kWindow; }, 10s))
+      << "unanswered publishes did not time out within 10 s (publish_timeout 300 ms): "
+      << sink.stats().timed_out << " timed out";
+  {
+    std::lock_guard lock(mu);
+    EXPECT_GE(timeouts.size(), static_cast<std::size_t>(kWindow))
+        << "each timeout is reported as a publish_error";
+  }
+  // The window has room again although the server still answers nothing.
+  publish(2 + kWindow + 1, 2 + kWindow + 2);
+  EXPECT_EQ(outcomes().back(), ringflow::Outcome::Kind::ok)
+      << "timed-out publishes left the window";
+  EXPECT_FALSE(sink.flush(100ms)) << "flush() == true would claim unstored outputs";
+
+  server.resume();
+  // The two before the stop, the kWindow queued while stopped and the one after the timeouts;
+  // the one answered retry was not queued.
+  const std::uint64_t expected = 2 + kWindow + 1;
+  EXPECT_TRUE(sink.flush(30s)) << "flush() did not store the timed-out publishes within 30 s";
+  ASSERT_TRUE(wait_until([&] { return stream_msgs(conn, "OUT") >= expected; }, 10s))
+      << stream_msgs(conn, "OUT") << " of " << expected << " outputs stored";
+  EXPECT_EQ(stream_msgs(conn, "OUT"), expected) << "each output once (Nats-Msg-Id)";
+  EXPECT_GE(sink.stats().republished, static_cast<std::uint64_t>(kWindow));
+  EXPECT_EQ(sink.stats().failed, 0U);
   engine.stop();
 }
 
