@@ -315,7 +315,13 @@ struct Source::Impl {
     bool poll = false;
     while (lane.run.load(std::memory_order_relaxed)) {
       natsMsgList list{};
-      const natsStatus s = natsSubscription_FetchRequest(&list, lane.sub, poll ? &wait : &now);
+      // A fresh copy each time: libnats writes into the request it is given (Batch less what it
+      // took from messages already pending, Expires to the time left) and sizes the next call's
+      // message array from it. Reusing one request shrank Batch call after call, and messages
+      // were then written past the array: heap corruption in the fetch thread (seen under ASan
+      // as a read past a 43-entry list).
+      jsFetchRequest req = poll ? wait : now;
+      const natsStatus s = natsSubscription_FetchRequest(&list, lane.sub, &req);
       const int got = list.Count;
       for (int k = 0; k < got; ++k) {
         handle(lane, list.Msgs[k]);
