@@ -302,9 +302,20 @@ struct Source::Impl {
   // nothing, a long poll for one message (expiry + idle heartbeat) waits for the next. A single
   // long poll for a whole batch would hold a lone message until the batch filled or expired.
   void fetch_loop(Lane& lane) {
+    // libnats 3.4.1's fetch overruns its message array (Batch entries) when the subscription
+    // already holds k delivered messages (late deliveries of an earlier request, e.g.
+    // redeliveries released just as that request expired): it takes the k, asks the server for
+    // Batch - k more, then collects until it holds Batch - k in all, which never happens when
+    // k > Batch - k, so what arrives next is written past the array: a heap corruption in this
+    // thread (reproduced with a plain libnats program: 18 messages back for a Batch of 8, with 5
+    // queued). The server never has more than max_ack_pending messages of a consumer delivered
+    // and unacked, so k <= max_ack_pending, and a Batch of at least 2 * max_ack_pending + 1
+    // keeps k < Batch - k: the overrun cannot happen. (Batch 1, the long poll, is safe as is:
+    // one queued message fills it and no request is sent.) libnats also writes into the
+    // request it is given (Batch, Expires), so each call gets a fresh copy.
     jsFetchRequest now;
     jsFetchRequest_Init(&now);
-    now.Batch = o.fetch_batch;
+    now.Batch = std::max(o.fetch_batch, 2 * o.max_ack_pending + 1);
     now.NoWait = true;
     now.Expires = std::chrono::nanoseconds(o.fetch_expiry).count();
     jsFetchRequest wait;
@@ -315,12 +326,7 @@ struct Source::Impl {
     bool poll = false;
     while (lane.run.load(std::memory_order_relaxed)) {
       natsMsgList list{};
-      // A fresh copy each time: libnats writes into the request it is given (Batch less what it
-      // took from messages already pending, Expires to the time left) and sizes the next call's
-      // message array from it. Reusing one request shrank Batch call after call, and messages
-      // were then written past the array: heap corruption in the fetch thread (seen under ASan
-      // as a read past a 43-entry list).
-      jsFetchRequest req = poll ? wait : now;
+      jsFetchRequest req = poll ? wait : now;  // a fresh copy: libnats writes into it
       const natsStatus s = natsSubscription_FetchRequest(&list, lane.sub, &req);
       const int got = list.Count;
       for (int k = 0; k < got; ++k) {
