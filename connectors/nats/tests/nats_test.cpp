@@ -408,6 +408,44 @@ std::string log_tail(const std::string& path) {
   return t.size() > 3000 ? t.substr(t.size() - 3000) : t;
 }
 
+/// For a failure message: the input sequences (1..inputs) with no output `<prefix>-<seq>`
+/// (Nats-Msg-Id) in `out_stream`, at most 5, each with its input subject.
+std::string inputs_without_output(rn::Connection& conn, const std::string& in_stream,
+                                  const std::string& out_stream, const std::string& prefix,
+                                  std::uint64_t inputs) {
+  auto* js = static_cast<jsCtx*>(conn.native_jetstream());
+  std::vector<bool> has(inputs + 1, false);
+  const std::uint64_t outs = stream_msgs(conn, out_stream);
+  for (std::uint64_t q = 1; q <= outs + 1000; ++q) {
+    natsMsg* m = nullptr;
+    jsErrCode jerr{};
+    if (js_GetMsg(&m, js, out_stream.c_str(), q, nullptr, &jerr) != NATS_OK) continue;
+    const char* id = nullptr;
+    if (natsMsgHeader_Get(m, "Nats-Msg-Id", &id) == NATS_OK && id != nullptr) {
+      const std::string v = id;
+      if (v.rfind(prefix + "-", 0) == 0) {
+        const std::uint64_t seq = std::strtoull(v.c_str() + prefix.size() + 1, nullptr, 10);
+        if (seq <= inputs) has[seq] = true;
+      }
+    }
+    natsMsg_Destroy(m);
+  }
+  std::string t;
+  int shown = 0;
+  for (std::uint64_t seq = 1; seq <= inputs && shown < 5; ++seq) {
+    if (has[seq]) continue;
+    ++shown;
+    t += " " + std::to_string(seq);
+    natsMsg* m = nullptr;
+    jsErrCode jerr{};
+    if (js_GetMsg(&m, js, in_stream.c_str(), seq, nullptr, &jerr) == NATS_OK) {
+      t += std::string(" (") + natsMsg_GetSubject(m) + ")";
+      natsMsg_Destroy(m);
+    }
+  }
+  return t.empty() ? " none" : t;
+}
+
 std::uint64_t events_from_env(std::uint64_t dflt) {
   if (const char* v = std::getenv("RINGFLOW_NATS_EVENTS"); v != nullptr && *v != '\0') {
     return std::strtoull(v, nullptr, 10);
@@ -788,7 +826,9 @@ TEST(NatsSource, KilledInstancesPartitionsAreTakenOver) {
       << " dead letters (both instances); the survivor: " << source.stats().dead_lettered
       << " dead-lettered, " << source.stats().redelivered << " redelivered, sink back-pressure "
       << sink.stats().back_pressure << ", refused " << sink.stats().failed << ", timed out "
-      << sink.stats().timed_out << "; instance A's log ends:\n"
+      << sink.stats().timed_out
+      << "; inputs without an output:" << inputs_without_output(conn, "IN", "OUT", "out", kN)
+      << "; instance A's log ends:\n"
       << log_tail(log);
   source.stop();
   engine.stop();
