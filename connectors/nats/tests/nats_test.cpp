@@ -412,7 +412,8 @@ std::string log_tail(const std::string& path) {
 /// (Nats-Msg-Id) in `out_stream`, at most 5, each with its input subject.
 std::string inputs_without_output(rn::Connection& conn, const std::string& in_stream,
                                   const std::string& out_stream, const std::string& prefix,
-                                  std::uint64_t inputs) {
+                                  std::uint64_t inputs,
+                                  const std::function<std::string(std::uint64_t)>& about) {
   auto* js = static_cast<jsCtx*>(conn.native_jetstream());
   std::vector<bool> has(inputs + 1, false);
   const std::uint64_t outs = stream_msgs(conn, out_stream);
@@ -442,6 +443,7 @@ std::string inputs_without_output(rn::Connection& conn, const std::string& in_st
       t += std::string(" (") + natsMsg_GetSubject(m) + ")";
       natsMsg_Destroy(m);
     }
+    t += about(seq);
   }
   return t.empty() ? " none" : t;
 }
@@ -759,6 +761,11 @@ TEST(NatsSource, RestartResumesFromAckedPositions) {
 // Two instances split the partitions; one (a child process) is SIGKILLed mid-stream; the
 // survivor takes its partitions over. Every input ends up in the output stream exactly once in
 // effect (Nats-Msg-Id dedup absorbs the reprocessed ones); redeliveries are counted.
+// MaxDeliver is 20, not the default 3: it counts every delivery, and with the short ack_wait
+// (2 s, for a quick takeover) a loaded machine made A hold a message through three deliveries
+// (each redelivery to A only replaces its handle) and die with it; the server then never
+// delivered it again and its output was missing (5 times in ~120 loop runs; once with the
+// server's MaxDeliver advisory counted: 1). The advisories are counted and must stay 0.
 TEST(NatsSource, KilledInstancesPartitionsAreTakenOver) {
   REQUIRE_NATS_SERVER();
   constexpr std::uint64_t kN = 20'000;
@@ -772,10 +779,25 @@ TEST(NatsSource, KilledInstancesPartitionsAreTakenOver) {
 
   const std::string log = server.dir() + "/instance-a.log";
   Child a(RINGFLOW_NATS_INSTANCE,
-          {"--server", server.url(), "--stream", "IN", "--prefix", "in", "--partitions",
-           std::to_string(kParts), "--own", "0,1", "--out-stream", "OUT", "--out-prefix", "out",
-           "--ack-wait-ms", "2000", "--delay-us", "300"},
+          {"--server",      server.url(), "--stream",      "IN",
+           "--prefix",      "in",         "--partitions",  std::to_string(kParts),
+           "--own",         "0,1",        "--out-stream",  "OUT",
+           "--out-prefix",  "out",        "--ack-wait-ms", "2000",
+           "--max-deliver", "20",         "--delay-us",    "300"},
           log);
+
+  // The server's advisories for messages that reached MaxDeliver (it never delivers them again).
+  natsSubscription* max_deliveries = nullptr;
+  ASSERT_EQ(natsConnection_SubscribeSync(&max_deliveries,
+                                         static_cast<natsConnection*>(conn.native_connection()),
+                                         "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.IN.*"),
+            NATS_OK);
+  ASSERT_TRUE(conn.flush(5s));
+  const auto max_delivery_advisories = [&] {
+    int n = 0;
+    natsSubscription_GetPending(max_deliveries, &n, nullptr);
+    return n;
+  };
 
   // Instance B, in this process: partitions 2 and 3, the same handler (publish to OUT).
   ringflow::Engine engine(engine_config());
@@ -786,6 +808,7 @@ TEST(NatsSource, KilledInstancesPartitionsAreTakenOver) {
                        .partitions = kParts,
                        .owned = {2, 3},
                        .topic = "in",
+                       .max_deliver = 20,
                        .ack_wait = 2000ms};
   so.before_ack = [&sink] { return sink.flush(1s); };
   rn::Source source(conn, engine, so);
@@ -824,10 +847,22 @@ TEST(NatsSource, KilledInstancesPartitionsAreTakenOver) {
       << stream_msgs(conn, "OUT") << " outputs of " << kN << " inputs; the input stream holds "
       << stream_msgs(conn, "IN") - kN
       << " dead letters (both instances); the survivor: " << source.stats().dead_lettered
-      << " dead-lettered, " << source.stats().redelivered << " redelivered, sink back-pressure "
-      << sink.stats().back_pressure << ", refused " << sink.stats().failed << ", timed out "
-      << sink.stats().timed_out
-      << "; inputs without an output:" << inputs_without_output(conn, "IN", "OUT", "out", kN)
+      << " dead-lettered, " << source.stats().redelivered << " redelivered, "
+      << source.stats().in_flight << " in flight, " << engine.stats().duplicates
+      << " dropped by the engine as duplicates, sink back-pressure " << sink.stats().back_pressure
+      << ", refused " << sink.stats().failed << ", timed out " << sink.stats().timed_out
+      << "; inputs without an output:"
+      << inputs_without_output(conn, "IN", "OUT", "out", kN,
+                               [&](std::uint64_t seq) {
+                                 std::lock_guard lock(rec.mu);
+                                 return std::string(seq < rec.seen.size() && rec.seen[seq] > 0
+                                                        ? " [handled by the survivor]"
+                                                        : " [not handled by the survivor]");
+                               })
+      << "; the input consumers:" << consumers_text(conn, "IN", "ringflow", kParts)
+      << "; MaxDeliver advisories: " << max_delivery_advisories()
+      << "; the survivor's sink: " << sink.stats().published << " queued, " << sink.stats().stored
+      << " stored, " << sink.stats().duplicates << " duplicates"
       << "; instance A's log ends:\n"
       << log_tail(log);
   source.stop();
@@ -839,6 +874,8 @@ TEST(NatsSource, KilledInstancesPartitionsAreTakenOver) {
   EXPECT_EQ(rec.order_violations, 0U) << "per-key order broken on the survivor's partitions";
   EXPECT_EQ(sk.failed, 0U);
   EXPECT_EQ(st.dead_lettered, 0U);
+  EXPECT_EQ(max_delivery_advisories(), 0) << "a message reached MaxDeliver";
+  natsSubscription_Destroy(max_deliveries);
   std::printf(
       "takeover: %llu unacked at the kill, %llu redelivered to the survivor, "
       "%llu outputs dropped as duplicates by Nats-Msg-Id\n",
