@@ -308,14 +308,14 @@ struct Source::Impl {
     // Batch - k more, then collects until it holds Batch - k in all, which never happens when
     // k > Batch - k, so what arrives next is written past the array: a heap corruption in this
     // thread (reproduced with a plain libnats program: 18 messages back for a Batch of 8, with 5
-    // queued). The server never has more than max_ack_pending messages of a consumer delivered
-    // and unacked, so k <= max_ack_pending, and a Batch of at least 2 * max_ack_pending + 1
-    // keeps k < Batch - k: the overrun cannot happen. (Batch 1, the long poll, is safe as is:
-    // one queued message fills it and no request is sent.) libnats also writes into the
-    // request it is given (Batch, Expires), so each call gets a fresh copy.
+    // queued). A larger Batch cannot fix it (the server refuses batches above MaxAckPending).
+    // So while messages are queued, the fetch asks for 1: libnats hands over a queued one and
+    // sends no request (Batch 1 cannot overrun). Only a burst landing between that check and
+    // libnats' own can still trip it. libnats also writes into the request it is given (Batch,
+    // Expires), so each call gets a fresh copy.
     jsFetchRequest now;
     jsFetchRequest_Init(&now);
-    now.Batch = std::max(o.fetch_batch, 2 * o.max_ack_pending + 1);
+    now.Batch = o.fetch_batch;
     now.NoWait = true;
     now.Expires = std::chrono::nanoseconds(o.fetch_expiry).count();
     jsFetchRequest wait;
@@ -327,6 +327,11 @@ struct Source::Impl {
     while (lane.run.load(std::memory_order_relaxed)) {
       natsMsgList list{};
       jsFetchRequest req = poll ? wait : now;  // a fresh copy: libnats writes into it
+      if (int queued = 0;
+          natsSubscription_GetPending(lane.sub, &queued, nullptr) == NATS_OK && queued > 0) {
+        req = now;
+        req.Batch = 1;  // take a queued one, send no request (see above)
+      }
       const natsStatus s = natsSubscription_FetchRequest(&list, lane.sub, &req);
       const int got = list.Count;
       for (int k = 0; k < got; ++k) {

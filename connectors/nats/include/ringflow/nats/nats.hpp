@@ -160,10 +160,7 @@ struct SourceOptions {
   std::uint32_t max_deliver = 0;
   int max_ack_pending = 1024;  ///< unacked messages per partition (bounds memory too)
   std::chrono::milliseconds ack_wait{30000};  ///< unacked this long: redelivered
-  /// Messages a no-wait fetch asks for. Raised to 2 * max_ack_pending + 1: libnats 3.4.1's fetch
-  /// writes past its message array when it finds more than half its batch already delivered to
-  /// the subscription (late deliveries), and a consumer never has more than max_ack_pending
-  /// delivered and unacked, so that batch keeps it safe (see source.cpp).
+  /// Messages a no-wait fetch asks for (at most max_ack_pending: the server refuses more).
   int fetch_batch = 256;
   std::chrono::milliseconds fetch_expiry{1000};  ///< a pull request lives this long at most
   /// Idle heartbeat the server sends during a pull request (0: none); must be < fetch_expiry/2.
