@@ -277,7 +277,8 @@ class JetStreamSystem : public System {
     bool poll = false;
     while (run_.load()) {
       natsMsgList list{};
-      (void)natsSubscription_FetchRequest(&list, sub, poll ? &wait : &now);
+      jsFetchRequest req = poll ? wait : now;  // libnats writes into it (Batch, Expires)
+      (void)natsSubscription_FetchRequest(&list, sub, &req);
       poll = list.Count == 0 && !poll;
       for (int k = 0; k < list.Count; ++k) {
         natsMsg* m = list.Msgs[k];

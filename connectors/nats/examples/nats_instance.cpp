@@ -5,6 +5,7 @@
 //   ringflow_nats_instance --server nats://127.0.0.1:4222 --stream IN --prefix in
 //       --partitions 4 --own 0,1 --out-stream OUT --out-prefix out [--delay-us 0]
 //   (or --lease-instance ID [--lease-ttl-ms 6000] instead of --own: partitions by KV leases)
+//   [--ack-wait-ms 30000] [--max-deliver N] set the consumers' AckWait and MaxDeliver.
 //   --server may be given once per server of a cluster; --replicas 3 creates the input and
 //   output streams (if absent) and the lease bucket with 3 replicas (a 3-node cluster).
 //
@@ -82,6 +83,8 @@ int main(int argc, char** argv) {
       so.durable_prefix = next();
     } else if (a == "--ack-wait-ms") {
       so.ack_wait = std::chrono::milliseconds(std::stol(next()));
+    } else if (a == "--max-deliver") {
+      so.max_deliver = static_cast<std::uint32_t>(std::stoul(next()));
     } else if (a == "--out-stream") {
       out_stream.name = next();
     } else if (a == "--out-prefix") {

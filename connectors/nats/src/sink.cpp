@@ -21,9 +21,11 @@ struct Sink::Impl {
   std::atomic<std::uint64_t> duplicates{0};
   std::atomic<std::uint64_t> back_pressure{0};
   std::atomic<std::uint64_t> failed{0};
+  std::atomic<std::uint64_t> timed_out{0};
   std::atomic<std::uint64_t> republished{0};
-  // Publishes the server refused after they were queued (no leader, no stream, ...), kept with
-  // their headers (Nats-Msg-Id) for flush() to queue again.
+  // Publishes the server refused after they were queued (no leader, no stream, ...) or did not
+  // answer within publish_timeout, kept with their headers (Nats-Msg-Id) for flush() to queue
+  // again.
   std::mutex refused_mu;
   std::vector<natsMsg*> refused;
 
@@ -36,15 +38,24 @@ struct Sink::Impl {
 
   // Runs on a libnats thread for every queued publish; we own `msg`. libnats counts the publish
   // as pending until this returns, so a refused one is in `refused` before flush() can see the
-  // window empty.
+  // window empty. A publish with no answer within its MaxWait (publish_timeout) comes here too,
+  // with NATS_TIMEOUT, from libnats' timer: it has left the window, and an answer arriving later
+  // is dropped by libnats.
   static void on_ack(jsCtx* /*js*/, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, void* self) {
     Impl& i = *static_cast<Impl*>(self);
     if (pae != nullptr) {
-      i.failed.fetch_add(1, std::memory_order_relaxed);
+      const bool timeout = pae->Err == NATS_TIMEOUT;
+      (timeout ? i.timed_out : i.failed).fetch_add(1, std::memory_order_relaxed);
       std::string what = natsMsg_GetSubject(msg);
       what += ": ";
-      what += natsStatus_GetText(pae->Err);
-      if (pae->ErrText != nullptr) {
+      if (timeout) {
+        what += "no answer within publish_timeout (";
+        what += std::to_string(i.o.publish_timeout.count());
+        what += " ms); kept for flush()";
+      } else {
+        what += natsStatus_GetText(pae->Err);
+      }
+      if (!timeout && pae->ErrText != nullptr) {
         what += ": ";
         what += pae->ErrText;
       }
@@ -75,6 +86,9 @@ Sink::Sink(Connection& conn, SinkOptions options)
   Impl& i = *impl_;
   if (i.o.max_pending <= 0) throw std::invalid_argument("ringflow::nats: max_pending must be > 0");
   if (i.o.partitions == 0) throw std::invalid_argument("ringflow::nats: partitions must be > 0");
+  if (i.o.publish_timeout.count() <= 0) {
+    throw std::invalid_argument("ringflow::nats: publish_timeout must be > 0");
+  }
   jsOptions jo;
   jsOptions_Init(&jo);
   jo.Wait = conn.options().request_timeout.count();
@@ -113,6 +127,7 @@ Outcome Sink::publish(const EventView& e) {
   jsPubOptions po;
   jsPubOptions_Init(&po);
   if (!id.empty()) po.MsgId = id.c_str();
+  po.MaxWait = i.o.publish_timeout.count();  // bounded: no answer in time is a timeout (on_ack)
   s = js_PublishMsgAsync(i.js, &m, &po);
   if (s != NATS_OK) {
     // The window stayed full for stall_wait (NATS_TIMEOUT), or the connection refuses
@@ -141,12 +156,15 @@ bool Sink::flush(std::chrono::milliseconds timeout) {
       again.swap(i.refused);
     }
     if (again.empty()) return complete;
-    // Refused after being queued: queue them again (same Nats-Msg-Id: stored once), so that
-    // flush() == true still means every output is stored.
+    // Refused or unanswered after being queued: queue them again (same Nats-Msg-Id: stored
+    // once), so that flush() == true still means every output is stored.
     std::vector<natsMsg*> kept;
+    jsPubOptions again_po;  // the message keeps its headers (Nats-Msg-Id)
+    jsPubOptions_Init(&again_po);
+    again_po.MaxWait = i.o.publish_timeout.count();
     for (natsMsg* m : again) {
-      natsMsg* msg = m;  // it keeps its headers (Nats-Msg-Id)
-      if (js_PublishMsgAsync(i.js, &msg, nullptr) == NATS_OK) {
+      natsMsg* msg = m;
+      if (js_PublishMsgAsync(i.js, &msg, &again_po) == NATS_OK) {
         i.republished.fetch_add(1, std::memory_order_relaxed);
       } else {
         kept.push_back(msg);
@@ -171,6 +189,7 @@ SinkStats Sink::stats() const {
   s.duplicates = i.duplicates.load(std::memory_order_relaxed);
   s.back_pressure = i.back_pressure.load(std::memory_order_relaxed);
   s.failed = i.failed.load(std::memory_order_relaxed);
+  s.timed_out = i.timed_out.load(std::memory_order_relaxed);
   s.republished = i.republished.load(std::memory_order_relaxed);
   return s;
 }

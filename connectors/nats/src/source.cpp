@@ -66,8 +66,12 @@ struct Source::Impl {
   std::uint32_t max_attempts = 0;  // the largest of the gating subscriptions matching the topic
   std::uint32_t max_deliver = 0;   // the consumers' MaxDeliver; fixed by start()
 
-  std::mutex producer_mu;  // one producer shared by the fetch threads (publish is cheap)
+  // One producer shared by the fetch threads (publish is cheap). A Producer belongs to one
+  // thread at a time: a fetch thread that is not the last one to publish takes it over by
+  // moving it (the engine's hand-over), under the lock, so no publish runs on it meanwhile.
+  std::mutex producer_mu;
   Producer producer;
+  std::thread::id producer_thread;  // guarded by producer_mu
 
   std::mutex mu;  // pending + done
   std::condition_variable settled_cv;
@@ -258,6 +262,11 @@ struct Source::Impl {
       PublishStatus st{};
       {
         std::lock_guard lock(producer_mu);
+        if (producer_thread != std::this_thread::get_id()) {
+          Producer p(std::move(producer));
+          producer = std::move(p);
+          producer_thread = std::this_thread::get_id();
+        }
         st = producer.publish(topic, key, data, po);
       }
       if (st == PublishStatus::ok) {
@@ -293,6 +302,17 @@ struct Source::Impl {
   // nothing, a long poll for one message (expiry + idle heartbeat) waits for the next. A single
   // long poll for a whole batch would hold a lone message until the batch filled or expired.
   void fetch_loop(Lane& lane) {
+    // libnats 3.4.1's fetch overruns its message array (Batch entries) when the subscription
+    // already holds k delivered messages (late deliveries of an earlier request, e.g.
+    // redeliveries released just as that request expired): it takes the k, asks the server for
+    // Batch - k more, then collects until it holds Batch - k in all, which never happens when
+    // k > Batch - k, so what arrives next is written past the array: a heap corruption in this
+    // thread (reproduced with a plain libnats program: 18 messages back for a Batch of 8, with 5
+    // queued). A larger Batch cannot fix it (the server refuses batches above MaxAckPending).
+    // So while messages are queued, the fetch asks for 1: libnats hands over a queued one and
+    // sends no request (Batch 1 cannot overrun). Only a burst landing between that check and
+    // libnats' own can still trip it. libnats also writes into the request it is given (Batch,
+    // Expires), so each call gets a fresh copy.
     jsFetchRequest now;
     jsFetchRequest_Init(&now);
     now.Batch = o.fetch_batch;
@@ -306,7 +326,13 @@ struct Source::Impl {
     bool poll = false;
     while (lane.run.load(std::memory_order_relaxed)) {
       natsMsgList list{};
-      const natsStatus s = natsSubscription_FetchRequest(&list, lane.sub, poll ? &wait : &now);
+      jsFetchRequest req = poll ? wait : now;  // a fresh copy: libnats writes into it
+      if (int queued = 0;
+          natsSubscription_GetPending(lane.sub, &queued, nullptr) == NATS_OK && queued > 0) {
+        req = now;
+        req.Batch = 1;  // take a queued one, send no request (see above)
+      }
+      const natsStatus s = natsSubscription_FetchRequest(&list, lane.sub, &req);
       const int got = list.Count;
       for (int k = 0; k < got; ++k) {
         handle(lane, list.Msgs[k]);

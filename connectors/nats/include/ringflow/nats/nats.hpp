@@ -160,6 +160,7 @@ struct SourceOptions {
   std::uint32_t max_deliver = 0;
   int max_ack_pending = 1024;  ///< unacked messages per partition (bounds memory too)
   std::chrono::milliseconds ack_wait{30000};  ///< unacked this long: redelivered
+  /// Messages a no-wait fetch asks for (at most max_ack_pending: the server refuses more).
   int fetch_batch = 256;
   std::chrono::milliseconds fetch_expiry{1000};  ///< a pull request lives this long at most
   /// Idle heartbeat the server sends during a pull request (0: none); must be < fetch_expiry/2.
@@ -300,6 +301,12 @@ struct SinkOptions {
   /// How long publish() may wait for room in the window before answering Outcome::retry.
   std::chrono::milliseconds stall_wait{1};
   std::chrono::nanoseconds retry_delay = std::chrono::milliseconds(1);
+  /// A queued publish the server has not answered within this long (it died or stopped holding
+  /// it, or the request was lost on a disconnect) leaves the window: it is reported
+  /// (publish_error), counted (SinkStats::timed_out) and kept like a refused one, so flush()
+  /// queues it again (same Nats-Msg-Id) and keeps answering false until it is stored. Without
+  /// it such a publish would hold its window slot, and flush() (the source's acks), forever.
+  std::chrono::milliseconds publish_timeout{5000};
 };
 
 struct SinkStats {
@@ -308,7 +315,8 @@ struct SinkStats {
   std::uint64_t duplicates = 0;     ///< acknowledged as duplicates (dropped by Nats-Msg-Id)
   std::uint64_t back_pressure = 0;  ///< publish() answered retry
   std::uint64_t failed = 0;         ///< refused after being queued (reported; kept for flush)
-  std::uint64_t republished = 0;    ///< refused ones queued again by flush()
+  std::uint64_t timed_out = 0;      ///< no answer within publish_timeout (reported; kept too)
+  std::uint64_t republished = 0;    ///< refused or timed-out ones queued again by flush()
 };
 
 /// Publishes events to JetStream, asynchronously with a bounded window. Thread-safe.
@@ -326,9 +334,9 @@ class Sink {
     return [this](const EventView& e) { return publish(e); };
   }
   /// Waits until every queued publish is stored (false: timed out). A publish the server refused
-  /// after it was queued (e.g. its stream has no leader for a moment) is queued again, with the
-  /// same Nats-Msg-Id, until it is stored or the timeout passes; as `before_ack` this keeps an
-  /// input unacked until its outputs are stored.
+  /// after it was queued (e.g. its stream has no leader for a moment), or did not answer within
+  /// publish_timeout, is queued again, with the same Nats-Msg-Id, until it is stored or the
+  /// timeout passes; as `before_ack` this keeps an input unacked until its outputs are stored.
   bool flush(std::chrono::milliseconds timeout);
   [[nodiscard]] SinkStats stats() const;
 
