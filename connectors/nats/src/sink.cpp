@@ -101,7 +101,15 @@ Sink::Sink(Connection& conn, SinkOptions options)
 }
 
 Sink::~Sink() {
-  (void)flush(std::chrono::seconds(5));
+  Impl& i = *impl_;
+  if (flush(std::chrono::seconds(5))) return;
+  // Publishes still in flight name `i` as their ack handler's closure. Each ends within its
+  // publish_timeout (an answer, or a timeout through on_ack), so wait that long for them:
+  // none may land on a freed Impl. What they leave in `refused` goes with the Impl.
+  jsPubOptions po;
+  jsPubOptions_Init(&po);
+  po.MaxWait = i.o.publish_timeout.count() + 1000;
+  (void)js_PublishAsyncComplete(i.js, &po);
 }
 
 Outcome Sink::publish(const EventView& e) {

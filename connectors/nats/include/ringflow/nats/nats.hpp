@@ -323,7 +323,12 @@ struct SinkStats {
 class Sink {
  public:
   Sink(Connection& conn, SinkOptions options);
-  ~Sink();  ///< waits up to 5 s for publishes in flight
+  /// Waits up to 5 s for publishes in flight to be stored (flush()); if some are still
+  /// unanswered then, up to publish_timeout + 1 s more until each has ended (stored or timed
+  /// out), so that no ack handler runs after the sink is gone. Publishes not stored by then are
+  /// dropped (they were reported as publish_error; their inputs were never acked by a source
+  /// whose before_ack is this sink's flush()).
+  ~Sink();
   Sink(const Sink&) = delete;
   Sink& operator=(const Sink&) = delete;
 
