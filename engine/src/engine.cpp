@@ -192,6 +192,8 @@ struct Engine::Impl {
   /// what to replay, writes the files and starts the checkpoint thread.
   void start_checkpoints();
   void drain_rings() const;
+  /// Waits until every shard has replayed its durable subscriptions' unfinished events.
+  void wait_replays() const;
   /// upto == 0: the retry chains started so far; UINT64_MAX: all, until none is pending.
   void drain_retries(std::uint64_t upto) const;
 };
@@ -764,6 +766,18 @@ void Engine::Impl::drain_retries(std::uint64_t upto) const {
   }
 }
 
+void Engine::Impl::wait_replays() const {
+  for (const auto& shard : shards) {
+    for (std::uint32_t spins = 0; !shard->replay_done(); ++spins) {
+      if (spins < 64) {
+        cpu_relax();
+      } else {
+        std::this_thread::sleep_for(std::chrono::microseconds(50));
+      }
+    }
+  }
+}
+
 void Engine::Impl::drain_rings() const {
   const std::uint32_t n = producer_count.load(std::memory_order_acquire);
   for (std::uint32_t p = 0; p < n; ++p) {
@@ -794,6 +808,7 @@ void Engine::drain() {
         "batch; drain from another thread");
   }
   if (state() != State::running) return;
+  impl_->wait_replays();  // what durable subscriptions replay at start is in flight too
   impl_->drain_rings();
   // Then the retries of what was just drained: every retry chain a shard had started by now
   // (its batches of the events above are complete), not chains of events accepted later, so

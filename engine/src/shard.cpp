@@ -126,6 +126,9 @@ void Shard::run() {
   // Durable subscriptions resume first: no event published from now on reaches one of them
   // before the events it had not finished (replay() returns before the first poll).
   if (tracking_) replay();
+  // Release: drain() acquires it; the replayed batches (and the retries they scheduled) are
+  // complete, or on the wheel where drain() looks next.
+  replay_done_.store(true, std::memory_order_release);
 
   const WaitStrategyKind wait = env_.cfg->wait_strategy;
   // spin_yield: spin for kSpinBeforeYieldNs after the last work, then yield. A time budget,

@@ -245,6 +245,11 @@ class Shard {
     return sub_counters_;
   }
   [[nodiscard]] const std::string& pin_note() const noexcept { return pin_note_; }
+  /// True once the worker has replayed what its durable subscriptions had not finished (at
+  /// once without any): drain() waits for it, so the replay counts as events in flight.
+  [[nodiscard]] bool replay_done() const noexcept {
+    return replay_done_.load(std::memory_order_acquire);  // pairs with run()'s release
+  }
   [[nodiscard]] const std::vector<TopicCounters>& topic_counters() const noexcept {
     return topic_counters_;
   }
@@ -363,7 +368,8 @@ class Shard {
   bool wal_blocked_ = false;  ///< the last poll stopped at a durable floor (owner only)
   // Durable positions (owner thread only). outstanding_: retry chains pending per (durable
   // subscription, partition); while nonzero the position stays at the oldest failing event.
-  bool tracking_ = false;   ///< there are durable subscriptions
+  bool tracking_ = false;  ///< there are durable subscriptions
+  std::atomic<bool> replay_done_{false};
   bool replaying_ = false;  ///< replay() runs: stages do not count as new processing
   std::vector<std::uint32_t> outstanding_;  ///< by durable * partitions + partition
   std::vector<std::uint32_t> touched_;      ///< partitions to publish, ntouched_ of them

@@ -430,6 +430,33 @@ TEST(WalCheckpoint, ReplayFromStartDeliversTheWholeLogOnAFirstStart) {
   bounded("stop", 60s, [&] { engine.stop(); });
 }
 
+TEST(WalCheckpoint, DrainRightAfterStartWaitsForTheReplay) {
+  // Nothing is published after the restart: drain() must still cover the replay, which is in
+  // flight from start() on.
+  TempDir dir;
+  {
+    ringflow::Engine engine(wal_config(dir.path));
+    engine.set_log_sink(ringflow::null_log_sink());
+    const auto topic = engine.add_topic("orders");
+    engine.start();
+    publish_durably(engine, topic, 0, 2000);
+    bounded("stop", 60s, [&] { engine.stop(); });
+  }
+  Seen sourced;
+  ringflow::Engine engine(wal_config(dir.path));
+  engine.set_log_sink(ringflow::null_log_sink());
+  engine.add_topic("orders");
+  ringflow::SubscribeOptions o = durable("projection");
+  o.replay_from_start = true;
+  engine.subscribe(
+      "orders", [&](const ringflow::EventView& e) { sourced.add(e, true); }, o);
+  engine.start();
+  bounded("drain", 60s, [&] { engine.drain(); });
+  EXPECT_EQ(sourced.count(), 2000U) << "drain() returned before the replay had finished";
+  EXPECT_EQ(engine.stats().replayed, 2000U);
+  bounded("stop", 60s, [&] { engine.stop(); });
+}
+
 struct Captured {
   std::mutex mu;
   std::vector<std::string> lines;
